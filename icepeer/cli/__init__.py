@@ -1,0 +1,64 @@
+"""The ``icepeer`` command: one module per subcommand, one place that turns errors into exit codes.
+
+Exit codes: 0 ok, 1 failed (could not connect, peer lost), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .. import __version__
+from ..errors import ConfigError, IcepeerError
+from signaling.exceptions import ConfigError as SignalingConfigError
+
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import demo
+
+    parser = argparse.ArgumentParser(
+        prog="icepeer",
+        description="Peer-to-peer connections across NATs with ICE, DTLS and SCTP.",
+    )
+    parser.add_argument("--version", action="version", version=f"icepeer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (demo,):
+        module.add_parser(sub)
+    return parser
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if verbosity < 3:
+        # aioice and websockets are chatty at INFO; -vvv shows them.
+        for name in ("aioice", "websockets", "aiortc"):
+            logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(getattr(args, "verbose", 0))
+    command: Command = args.run
+    try:
+        return asyncio.run(command(args))
+    except (ConfigError, SignalingConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except IcepeerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
