@@ -6,6 +6,8 @@ Exit codes: 0 ok, 1 failed (could not connect, peer lost), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import asyncio
 import logging
 import sys
@@ -23,17 +25,20 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import demo
+#: One module per subcommand, each with ``add_parser(subparsers)``; the order is --help's.
+COMMANDS = ("connect", "demo", "punch", "compare", "nat_type", "lab", "forward", "send")
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="icepeer",
         description="Peer-to-peer connections across NATs with ICE, DTLS and SCTP.",
     )
     parser.add_argument("--version", action="version", version=f"icepeer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (demo,):
-        module.add_parser(sub)
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
 
 
