@@ -3,6 +3,7 @@
 import logging
 
 from .errors import (
+    BadDescription,
     ChannelClosed,
     ConfigError,
     ConnectFailed,
@@ -16,12 +17,26 @@ from .errors import (
     TurnError,
 )
 
+from .channel import Channel
+from .peer import Closed, PathChanged, PathLost, Peer, PeerEvent, connect
+from .report import ConnectionReport, Endpoint
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "connect",
+    "Peer",
+    "Channel",
+    "ConnectionReport",
+    "Endpoint",
+    "PeerEvent",
+    "PathChanged",
+    "PathLost",
+    "Closed",
     "ChannelClosed",
     "ConfigError",
     "ConnectFailed",
+    "BadDescription",
     "DtlsFailed",
     "FingerprintMismatch",
     "IceFailed",

@@ -7,6 +7,7 @@
     ├── SignalingFailed         the signaling server is unreachable, refused us, or went away
     ├── ConnectFailed           no connection within the timeout
     │   ├── IceFailed           ICE found no working candidate pair
+    │   ├── BadDescription      the peer sent an offer, answer or candidate we cannot use
     │   └── DtlsFailed          the DTLS handshake failed
     │       └── FingerprintMismatch   the peer's certificate is not the one its SDP announced
     ├── TurnError               a TURN server refused us (wrong credentials, quota, ...)
@@ -28,6 +29,7 @@ __all__ = [
     "ConnectFailed",
     "IceFailed",
     "DtlsFailed",
+    "BadDescription",
     "FingerprintMismatch",
     "TurnError",
     "PeerLost",
@@ -58,6 +60,10 @@ class ConnectFailed(IcepeerError):
 
 class IceFailed(ConnectFailed):
     """ICE connectivity checks found no working pair."""
+
+
+class BadDescription(ConnectFailed):
+    """The peer sent an offer, answer or candidate that cannot be used."""
 
 
 class DtlsFailed(ConnectFailed):

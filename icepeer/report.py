@@ -1,0 +1,85 @@
+"""What a connection did: the selected path, the candidates, the checks, the timings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Endpoint", "ConnectionReport"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of the selected candidate pair."""
+
+    type: str  # host, srflx, prflx, relay
+    address: str
+    port: int
+    #: How packets leave this machine: udp, or tcp/tls for a relay reached over TURN/TCP or TLS.
+    protocol: str = "udp"
+    #: For a relay candidate, the TURN server it was allocated from.
+    server: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"type": self.type, "address": self.address, "port": self.port, "protocol": self.protocol}
+        if self.server:
+            out["server"] = self.server
+        return out
+
+
+@dataclass
+class ConnectionReport:
+    room: str
+    role: str | None = None
+    local: Endpoint | None = None
+    remote: Endpoint | None = None
+    #: Local candidates gathered, by type.
+    gathered: dict[str, int] = field(default_factory=dict)
+    #: Remote candidates received, by type.
+    remote_candidates: dict[str, int] = field(default_factory=dict)
+    checks_sent: int = 0
+    checks_answered: int = 0
+    consent_sent: int = 0
+    consent_answered: int = 0
+    rtt_ms: float | None = None
+    #: Milliseconds since connect() started, per phase.
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    #: STUN/TURN servers that gave no candidate, with the reason.
+    server_failures: dict[str, str] = field(default_factory=dict)
+    ice_restarts: int = 0
+    malformed_stun: int = 0
+    foreign_packets: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["local"] = self.local.to_dict() if self.local else None
+        out["remote"] = self.remote.to_dict() if self.remote else None
+        return out
+
+    @property
+    def path(self) -> str:
+        if not self.local or not self.remote:
+            return "not connected"
+        return f"{self.local.type} -> {self.remote.type} over {self.local.protocol}"
+
+    def describe(self) -> str:
+        """A few lines for a person."""
+        lines = [f"room {self.room}, {self.role or 'no'} role, path {self.path}"]
+        if self.local and self.remote:
+            lines.append(
+                f"  local  {self.local.type:5} {self.local.address}:{self.local.port}"
+                + (f" via {self.local.server}" if self.local.server else "")
+            )
+            lines.append(f"  remote {self.remote.type:5} {self.remote.address}:{self.remote.port}")
+        gathered = ", ".join(f"{n} {t}" for t, n in sorted(self.gathered.items())) or "none"
+        remote = ", ".join(f"{n} {t}" for t, n in sorted(self.remote_candidates.items())) or "none"
+        lines.append(f"  candidates: gathered {gathered}; received {remote}")
+        rtt = f", rtt {self.rtt_ms:.1f} ms" if self.rtt_ms is not None else ""
+        lines.append(f"  checks: {self.checks_answered}/{self.checks_sent} answered{rtt}")
+        if self.timings_ms:
+            lines.append("  timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in self.timings_ms.items()))
+        for server, reason in self.server_failures.items():
+            lines.append(f"  no candidate from {server}: {reason}")
+        if self.ice_restarts:
+            lines.append(f"  ICE restarts: {self.ice_restarts}")
+        return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""The SDP icepeer speaks: one application m-line for data channels. No I/O.
+
+An offer or answer carries exactly what a WebRTC endpoint needs to open data
+channels (RFC 8841 section 5, RFC 8839 section 5, RFC 8122 section 5)::
+
+    v=0
+    o=- 4611731400430051336 2 IN IP4 127.0.0.1
+    s=-
+    t=0 0
+    a=group:BUNDLE 0
+    m=application 9 UDP/DTLS/SCTP webrtc-datachannel
+    c=IN IP4 0.0.0.0
+    a=mid:0
+    a=ice-ufrag:F7gI
+    a=ice-pwd:x9cml/YzichV2+XlhiMu8g
+    a=ice-options:trickle
+    a=fingerprint:sha-256 49:66:12:...
+    a=setup:actpass
+    a=sctp-port:5000
+    a=max-message-size:65536
+
+Candidates are trickled separately (RFC 8838), so the description usually
+has none; any ``a=candidate`` lines present are parsed too, as a browser that
+does not trickle puts them there.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from aioice import Candidate
+
+from .errors import BadDescription
+
+__all__ = ["Fingerprint", "Description", "parse", "MID", "DEFAULT_SCTP_PORT"]
+
+MID = "0"
+DEFAULT_SCTP_PORT = 5000
+DEFAULT_MAX_MESSAGE_SIZE = 65536
+_SETUP = ("actpass", "active", "passive")
+# RFC 8445 section 5.3: ufrag 4+ and pwd 22+ ice-chars.
+_ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")
+_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    algorithm: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Description:
+    """The parts of an offer or answer icepeer uses."""
+
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprints: tuple[Fingerprint, ...]
+    setup: str
+    sctp_port: int = DEFAULT_SCTP_PORT
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ice_lite: bool = False
+    candidates: tuple[Candidate, ...] = field(default=(), compare=False)
+    end_of_candidates: bool = False
+
+    def to_sdp(self, *, session_id: int | None = None, version: int = 2) -> str:
+        sid = session_id if session_id is not None else secrets.randbits(62)
+        lines = [
+            "v=0",
+            f"o=- {sid} {version} IN IP4 127.0.0.1",
+            "s=-",
+            "t=0 0",
+            f"a=group:BUNDLE {MID}",
+        ]
+        if self.ice_lite:
+            lines.append("a=ice-lite")
+        lines += [
+            "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+            "c=IN IP4 0.0.0.0",
+            f"a=mid:{MID}",
+            f"a=ice-ufrag:{self.ice_ufrag}",
+            f"a=ice-pwd:{self.ice_pwd}",
+            "a=ice-options:trickle",
+        ]
+        lines += [f"a=fingerprint:{f.algorithm} {f.value}" for f in self.fingerprints]
+        lines += [
+            f"a=setup:{self.setup}",
+            f"a=sctp-port:{self.sctp_port}",
+            f"a=max-message-size:{self.max_message_size}",
+        ]
+        lines += [f"a=candidate:{c.to_sdp()}" for c in self.candidates]
+        if self.end_of_candidates:
+            lines.append("a=end-of-candidates")
+        return "\r\n".join(lines) + "\r\n"
+
+
+def parse(sdp: str) -> Description:
+    """Parse an offer or answer; raise :class:`BadDescription` if it cannot carry data channels."""
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise BadDescription("not an SDP description (it must start with v=0)")
+    session: dict[str, list[str]] = {}
+    media: dict[str, list[str]] | None = None
+    application_lines: dict[str, list[str]] | None = None
+    for raw in sdp.splitlines():
+        line = raw.strip()
+        if line.startswith("m="):
+            media = {}
+            if line.split()[0] == "m=application" and "webrtc-datachannel" in line and application_lines is None:
+                application_lines = media
+            continue
+        if not line.startswith("a="):
+            continue
+        key, _, value = line[2:].partition(":")
+        (media if media is not None else session).setdefault(key, []).append(value)
+    if application_lines is None:
+        raise BadDescription("no 'm=application ... webrtc-datachannel' section")
+
+    def get(key: str) -> str | None:
+        # Media-level attributes override session-level ones (RFC 8866 section 5).
+        values = application_lines.get(key) or session.get(key)
+        return values[0].strip() if values else None
+
+    ufrag, pwd = get("ice-ufrag"), get("ice-pwd")
+    if not ufrag or not pwd:
+        raise BadDescription("missing a=ice-ufrag or a=ice-pwd")
+    if not _ICE_CHARS.fullmatch(ufrag) or not _ICE_CHARS.fullmatch(pwd) or len(ufrag) < 4 or len(pwd) < 22:
+        raise BadDescription("a=ice-ufrag / a=ice-pwd are not valid ICE credentials (RFC 8839 section 5.4)")
+    fingerprints = []
+    for value in application_lines.get("fingerprint", []) or session.get("fingerprint", []):
+        algorithm, _, digest = value.strip().partition(" ")
+        if not _HEX_PAIRS.fullmatch(digest.strip()):
+            raise BadDescription(f"malformed a=fingerprint:{value}")
+        fingerprints.append(Fingerprint(algorithm.lower(), digest.strip().upper()))
+    if not fingerprints:
+        raise BadDescription("missing a=fingerprint: the DTLS certificate cannot be checked")
+    setup = get("setup") or "actpass"
+    if setup not in _SETUP:
+        raise BadDescription(f"a=setup:{setup} is not one of {', '.join(_SETUP)}")
+    try:
+        sctp_port = int(get("sctp-port") or DEFAULT_SCTP_PORT)
+        max_size = int(get("max-message-size") or DEFAULT_MAX_MESSAGE_SIZE)
+    except ValueError as exc:
+        raise BadDescription(f"bad a=sctp-port or a=max-message-size: {exc}") from None
+    if not 0 < sctp_port < 65536:
+        raise BadDescription(f"a=sctp-port:{sctp_port} out of range")
+    candidates = []
+    for value in application_lines.get("candidate", []):
+        try:
+            candidates.append(Candidate.from_sdp(value))
+        except (ValueError, IndexError) as exc:
+            raise BadDescription(f"malformed a=candidate:{value} ({exc})") from None
+    return Description(
+        ice_ufrag=ufrag,
+        ice_pwd=pwd,
+        fingerprints=tuple(fingerprints),
+        setup=setup,
+        sctp_port=sctp_port,
+        # RFC 8841 section 6: 0 means "no limit"; keep ours then.
+        max_message_size=max_size or DEFAULT_MAX_MESSAGE_SIZE,
+        ice_lite="ice-lite" in session,
+        candidates=tuple(candidates),
+        end_of_candidates="end-of-candidates" in application_lines,
+    )
