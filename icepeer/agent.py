@@ -164,6 +164,7 @@ class Agent(aioice.Connection):
         self.last_heard = time.monotonic()
         self.first_candidate_at: float | None = None
         self.gathering_done = asyncio.Event()
+        self._host_gathered = asyncio.Event()
 
     # -- gathering ------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class Agent(aioice.Connection):
         Every candidate, and finally ``None``, is passed to ``on_candidate``.
         """
         await self.gather_candidates()
+        self._host_gathered.set()
         for candidate in self.local_candidates:
             self._report(candidate)
         if not self._gathering:
@@ -344,6 +346,8 @@ class Agent(aioice.Connection):
         self.last_heard = time.monotonic()
 
     async def connect(self) -> None:
+        # aioice needs gather_candidates() done; host candidates are enough to start.
+        await self._host_gathered.wait()
         await super().connect()
         self.connected = True
         self.heard()

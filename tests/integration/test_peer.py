@@ -1,0 +1,309 @@
+"""Two real peers through the real signaling server and a real coturn, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+
+import pytest
+from aioice import stun
+
+import icepeer
+from icepeer.coturn import Coturn, free_port
+from signaling.protocol import Relayed, Signal
+from signaling.rooms import Hub
+from signaling.server import ServerConfig, SignalingServer
+from tests.conftest import require_coturn
+
+from .peers import LOOPBACK, channels, room, two_peers
+
+
+async def exchange(a, b, label="t", **options):
+    ca, cb = await channels(a, b, label, **options)
+    await ca.send("ping")
+    assert await cb.recv() == "ping"
+    await cb.send(b"\x00pong")
+    assert await ca.recv() == b"\x00pong"
+    return ca, cb
+
+
+async def test_host_connection(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        await exchange(a, b)
+        report = a.report()
+        assert {a.role.value, b.role.value} == {"offerer", "answerer"}
+        assert report.local.type == "host" and report.remote.type == "host"
+        assert report.local.address == "127.0.0.1" and report.local.protocol == "udp"
+        assert report.remote.port == b.report().local.port
+        assert report.checks_answered >= 1 and report.rtt_ms is not None
+        assert list(report.timings_ms) == ["joined", "peer_found", "ice_connected", "dtls_connected", "channel_open"]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_relay_only(signaling_server, coturn, transport):
+    servers = [coturn.turn_url(transport, credentials=True)]
+    async with two_peers(signaling_server.url, ice_servers=servers, relay_only=True) as (a, b):
+        await exchange(a, b)
+        for peer in (a, b):
+            report = peer.report()
+            assert report.local.type == "relay" and report.local.protocol == transport
+            assert report.local.server == f"127.0.0.1:{coturn.port}"
+            assert report.gathered == {"relay": 1}
+
+
+async def test_several_stun_and_turn_servers(signaling_server, coturn):
+    require_coturn()
+    async with Coturn(users={"x": "y"}) as other:
+        servers = [coturn.stun_url(), other.stun_url(), coturn.turn_url("udp", credentials=True),
+                   other.turn_url("tcp", credentials=True)]
+        async with two_peers(signaling_server.url, ice_servers=servers, relay_only=True) as (a, b):
+            await exchange(a, b)
+            assert a.report().gathered == {"relay": 2}
+
+
+async def test_black_holed_stun_server_does_not_delay_the_connection(signaling_server):
+    # A UDP socket that never answers: the STUN server is "black-holed".
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    try:
+        servers = [f"stun:127.0.0.1:{hole.getsockname()[1]}"]
+        async with two_peers(signaling_server.url, ice_servers=servers, gather_timeout=30) as (a, b):
+            await exchange(a, b)
+            # Connected while the STUN query was still pending: nothing waited for it.
+            assert not a._agent.gathering_done.is_set()
+            assert not b._agent.gathering_done.is_set()
+            assert a.report().server_failures == {}
+    finally:
+        hole.close()
+
+
+async def test_wrong_turn_password(signaling_server, coturn):
+    bad = [coturn.turn_url("udp").replace("turn:", "turn:user:wrong@")]
+    # Relay-only: a clear error naming the TURN server and the 401.
+    with pytest.raises(icepeer.TurnError, match="401"):
+        async with two_peers(signaling_server.url, ice_servers=bad, relay_only=True, timeout=5):
+            pass
+    # Policy ALL: the host path still connects, and the report says what failed.
+    async with two_peers(signaling_server.url, ice_servers=bad) as (a, b):
+        await exchange(a, b)
+        await asyncio.sleep(0.3)
+        failures = a.report().server_failures
+        assert any("401" in reason for reason in failures.values()), failures
+
+
+class TamperingHub(Hub):
+    """A man in the middle of signaling: swaps one byte of every fingerprint."""
+
+    def _signal(self, session, message: Signal):
+        data = message.data
+        if isinstance(data, dict) and data.get("type") == "offer":
+            lines = [
+                line[:-2] + ("00" if not line.endswith("00") else "11") if line.startswith("a=fingerprint:") else line
+                for line in data["sdp"].split("\r\n")
+            ]
+            message = Signal(message.to, {**data, "sdp": "\r\n".join(lines)})
+        return super()._signal(session, message)
+
+
+async def test_tampered_fingerprint_is_refused():
+    server = SignalingServer(ServerConfig(port=0))
+    server.hub = TamperingHub(room_size=2)
+    async with server:
+        name = room()
+        results = await asyncio.gather(
+            icepeer.connect(server.url, name, host_addresses=LOOPBACK, timeout=5),
+            icepeer.connect(server.url, name, host_addresses=LOOPBACK, timeout=5),
+            return_exceptions=True,
+        )
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert any(isinstance(e, icepeer.FingerprintMismatch) for e in errors), results
+    for r in results:
+        if isinstance(r, icepeer.Peer):
+            await r.close()
+
+
+async def test_10000_ordered_messages_arrive_intact_and_in_order(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        ca, cb = await channels(a, b, "bulk")
+        count = 10_000
+
+        async def send():
+            for i in range(count):
+                await ca.send(f"{i}:" + "x" * (i % 100))
+
+        sender = asyncio.create_task(send())
+        received = [await cb.recv() for _ in range(count)]
+        await sender
+        assert received == [f"{i}:" + "x" * (i % 100) for i in range(count)]
+        assert await a.drain()
+
+
+async def test_message_size_limit(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        ca, cb = await channels(a, b)
+        await ca.send(b"y" * 65536)
+        assert await cb.recv() == b"y" * 65536
+        with pytest.raises(icepeer.MessageTooLarge, match="65537 bytes"):
+            await ca.send(b"y" * 65537)
+        with pytest.raises(icepeer.MessageTooLarge):
+            await ca.send("é" * 40000)  # 80000 bytes of UTF-8
+        await ca.send("still fine")
+        assert await cb.recv() == "still fine"
+
+
+def make_lossy(peer, loss=0.2, seed=7):
+    """Make the peer's outgoing path lose a fraction of its datagrams, below DTLS."""
+    transport = peer._transport
+    original = transport._send
+    rng = random.Random(seed)
+
+    async def lossy(data):
+        if rng.random() < loss:
+            return
+        await original(data)
+
+    transport._send = lossy
+
+
+async def test_channels_of_each_reliability(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        reliable = await channels(a, b, "reliable")
+        unordered = await channels(a, b, "unordered", ordered=False)
+        rexmit = await channels(a, b, "rexmit", ordered=False, max_retransmits=0)
+        timed = await channels(a, b, "timed", max_packet_lifetime=1)
+        for ca, cb in (reliable, unordered, rexmit, timed):
+            assert (cb.ordered, cb.max_retransmits, cb.max_packet_lifetime) == (
+                ca.ordered, ca.max_retransmits, ca.max_packet_lifetime)
+        assert rexmit[1].max_retransmits == 0 and not rexmit[1].reliable
+        # Options that do not match what the peer opened are refused.
+        opener, other = (a, b) if a.role.value == "offerer" else (b, a)
+        opened = asyncio.ensure_future(opener.open_channel("mismatch", ordered=False))
+        with pytest.raises(icepeer.ConfigError, match="ordered"):
+            await other.channel("mismatch", ordered=True)
+        await opened
+
+        # Now lose 20% of a's datagrams: the reliable channel still delivers
+        # everything, in order; max_retransmits=0 loses messages but never stalls.
+        make_lossy(a)
+        n = 100
+        for i in range(n):
+            await reliable[0].send(f"r{i}")
+            await rexmit[0].send(f"x{i}")
+        got = [await asyncio.wait_for(reliable[1].recv(), 20) for _ in range(n)]
+        assert got == [f"r{i}" for i in range(n)]
+        await asyncio.sleep(0.5)
+        partial = []
+        while not rexmit[1]._queue.empty():
+            partial.append(await rexmit[1].recv())
+        assert 0 < len(partial) < n, len(partial)
+        assert set(partial) <= {f"x{i}" for i in range(n)}
+
+
+async def test_either_side_opens_channels(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        for opener, acceptor in ((a, b), (b, a)):
+            channel = await opener.open_channel(f"from-{opener.role.value}")
+            accepted = await acceptor.accept_channel()
+            assert accepted.label == channel.label
+            await channel.send("hi")
+            assert await accepted.recv() == "hi"
+
+
+async def test_graceful_close_is_seen_by_the_peer(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        await a.close()
+        closed = await asyncio.wait_for(b.wait_closed(), 5)
+        assert closed.graceful and "closed" in closed.reason or "left" in closed.reason
+
+
+async def test_cut_network_is_detected(signaling_server):
+    async with two_peers(signaling_server.url, peer_timeout=2.0) as (a, b):
+        await exchange(a, b)
+        # Cut the path both ways below ICE: every datagram is dropped.
+        for peer in (a, b):
+            for protocol in peer._agent._protocols:
+                protocol.datagram_received = lambda data, addr: None
+        closed = await asyncio.wait_for(b.wait_closed(), 6)
+        assert not closed.graceful and "no packets" in closed.reason
+        events = [e async for e in b.events()]
+        assert isinstance(events[-1], icepeer.Closed)
+
+
+MALFORMED = [
+    # A STUN Binding request whose PRIORITY attribute has the wrong length:
+    # stun.parse_message raises struct.error (NOTES.md).
+    struct.pack("!HHI12s", 0x0001, 8, stun.COOKIE, b"\x01" * 12) + struct.pack("!HH", 0x0024, 4)[:4] + b"\x00\x00",
+    struct.pack("!HHI12s", 0x0001, 8, stun.COOKIE, b"\x02" * 12) + struct.pack("!HHH", 0x0024, 2, 7) + b"\x00\x00",
+    struct.pack("!HHI12s", 0x0001, 8, stun.COOKIE, b"\x03" * 12) + struct.pack("!HHH", 0x802A, 2, 1) + b"\x00\x00",
+    b"",
+    b"\x00",
+    b"\x17\xfe\xfd" + b"\x00" * 20,  # looks like DTLS, from a stranger
+    b"random junk that is not a protocol",
+]
+
+
+def test_the_malformed_datagrams_do_break_aioice_parsing():
+    # The fault: aioice's parser raises struct.error, which it does not catch.
+    with pytest.raises(struct.error):
+        stun.parse_message(MALFORMED[1])
+
+
+async def test_malformed_datagrams_do_no_harm(signaling_server, coturn):
+    servers = [coturn.turn_url("udp", credentials=True)]
+    async with two_peers(signaling_server.url, ice_servers=servers) as (a, b):
+        ca, cb = await exchange(a, b)
+        target = a.report().local
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(5):
+                for datagram in MALFORMED:
+                    s.sendto(datagram, (target.address, target.port))
+        await asyncio.sleep(0.3)
+        for i in range(20):
+            await cb.send(f"after {i}")
+        assert [await ca.recv() for _ in range(20)] == [f"after {i}" for i in range(20)]
+        report = a.report()
+        assert report.malformed_stun >= 10 and report.foreign_packets >= 10
+        assert a.connected and b.connected
+
+
+async def test_relay_survives_stale_nonces(signaling_server):
+    require_coturn()
+    async with Coturn(users={"u": "p"}, extra_args=["--stale-nonce=1"]) as turn:
+        servers = [turn.turn_url("udp", credentials=True)]
+        async with two_peers(signaling_server.url, ice_servers=servers, relay_only=True) as (a, b):
+            ca, cb = await exchange(a, b)
+            for round_ in range(3):
+                await asyncio.sleep(1.5)  # every nonce is stale by now
+                client = a._agent.turn_client_of(a._agent.selected)
+                assert await client.probe(), client.lost_reason  # a Refresh gets 438, then succeeds
+                await ca.send(f"round {round_}")
+                assert await cb.recv() == f"round {round_}"
+            assert client.lost_reason is None
+
+
+async def test_relay_survives_the_loss_of_its_allocation(signaling_server):
+    require_coturn()
+    port = free_port()
+    async with Coturn(users={"u": "p"}, port=port) as turn:
+        servers = [turn.turn_url("udp", credentials=True)]
+        async with two_peers(signaling_server.url, ice_servers=servers, relay_only=True, peer_timeout=15) as (a, b):
+            ca, cb = await exchange(a, b)
+            before = a.report().local
+            await turn.restart()  # every allocation is gone
+            events = []
+
+            async def collect():
+                async for event in a.events():
+                    events.append(event)
+                    if isinstance(event, icepeer.PathChanged):
+                        return
+
+            await asyncio.wait_for(collect(), 20)
+            assert isinstance(events[0], icepeer.PathLost)
+            after = a.report()
+            assert after.local.type == "relay" and after.ice_restarts == 1
+            assert (after.local.address, after.local.port) != (before.address, before.port)
+            await ca.send("after the restart")
+            assert await asyncio.wait_for(cb.recv(), 5) == "after the restart"
