@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 import struct
 
 import pytest
@@ -15,6 +16,7 @@ from icepeer.coturn import Coturn, free_port
 from signaling.protocol import Relayed, Signal
 from signaling.rooms import Hub
 from signaling.server import ServerConfig, SignalingServer
+from tests.certs import make_certificate
 from tests.conftest import require_coturn
 
 from .peers import LOOPBACK, channels, room, two_peers
@@ -51,6 +53,21 @@ async def test_relay_only(signaling_server, coturn, transport):
             assert report.local.type == "relay" and report.local.protocol == transport
             assert report.local.server == f"127.0.0.1:{coturn.port}"
             assert report.gathered == {"relay": 1}
+
+
+async def test_relay_only_over_turns(signaling_server, tmp_path):
+    require_coturn()
+    certfile, keyfile = make_certificate(tmp_path)
+    async with Coturn(users={"u": "p"}, tls=(certfile, keyfile)) as turn:
+        servers = [turn.turns_url(credentials=True)]
+        trusted = ssl.create_default_context(cafile=certfile)
+        async with two_peers(signaling_server.url, ice_servers=servers, relay_only=True, tls_context=trusted) as (a, b):
+            await exchange(a, b)
+            assert a.report().local.protocol == "tls"
+        # Without trusting the certificate, the relay is refused, with the reason.
+        with pytest.raises(icepeer.ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
+            async with two_peers(signaling_server.url, ice_servers=servers, relay_only=True, timeout=5):
+                pass
 
 
 async def test_several_stun_and_turn_servers(signaling_server, coturn):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
 import signal
 import ssl
@@ -13,10 +12,6 @@ import time
 import pytest
 from aioice import stun
 from aioice.turn import create_turn_endpoint
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -25,6 +20,7 @@ from signaling.client import SignalingClient, join
 from signaling.protocol import PeerJoined, Relayed
 from signaling.server import ServerConfig, SignalingServer
 from signaling.turn_rest import mint
+from tests.certs import make_certificate
 from tests.conftest import require_coturn
 
 
@@ -97,25 +93,6 @@ async def test_usage_errors_exit_2_without_traceback():
         out, err = await asyncio.wait_for(proc.communicate(), 10)
         assert proc.returncode == 2, (args, err)
         assert b"Traceback" not in err and b"error" in err
-
-
-def make_certificate(tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return str(certfile), str(keyfile)
 
 
 async def test_wss(tmp_path):
