@@ -196,18 +196,18 @@ class Coturn:
 
     async def _wait_ready(self, timeout: float) -> None:
         """Poll with STUN Binding requests (RFC 8489) until coturn answers."""
-        if self.netns:
-            # The socket would have to live in the namespace: wait on the log instead.
-            async with asyncio.timeout(timeout):
-                while "Total UDP servers" not in self.log_tail(200) and self._alive():
-                    await asyncio.sleep(0.05)
-                if not self._alive():
-                    raise CoturnUnavailable("turnserver exited")
-                await asyncio.sleep(0.2)
-            return
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if self.netns:
+            # The probe must come from inside the namespace (coturn 4.6.1 logs
+            # nothing that says its UDP listeners are up).
+            from .lab.netns import inside
+
+            with inside(self.netns):
+                probe = socket.socket(family, socket.SOCK_DGRAM)
+        else:
+            probe = socket.socket(family, socket.SOCK_DGRAM)
+        with probe as sock:
             sock.setblocking(False)
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(timeout):

@@ -1,0 +1,89 @@
+"""Reading a peer's --json transcript, and what a cell reports."""
+
+from __future__ import annotations
+
+import json
+
+from icepeer.lab.cell import CellResult, Mode, PeerReport, Transcript, ice_server_args
+
+
+def connected(local: str = "srflx", remote: str = "relay", ms: float = 715) -> str:
+    return json.dumps({"event": "connected",
+                       "local": {"type": local, "address": "198.51.100.10", "port": 4000, "protocol": "udp"},
+                       "remote": {"type": remote, "address": "198.51.100.2", "port": 5000, "protocol": "udp"},
+                       "elapsed_ms": ms})
+
+
+def transcript(*lines: str) -> Transcript:
+    t = Transcript()
+    for line in lines:
+        t.feed(line)
+    return t
+
+
+def test_transcript_reads_events_and_keeps_junk_apart() -> None:
+    t = transcript(connected(), '{"event":"message","data":"b->a 1"}', "not json", "",
+                   '{"event":"closed","reason":"stdin closed"}', '{"no":"event"}')
+    assert t.connected is not None and t.elapsed_ms == 715
+    assert t.messages == ["b->a 1"]
+    assert t.closed == "stdin closed"
+    assert t.other == ["not json", '{"no":"event"}']
+    assert t.candidate("local")["type"] == "srflx"
+
+
+def test_errors_are_collected() -> None:
+    t = transcript('{"event":"error","message":"ICE failed"}')
+    report = PeerReport.from_transcript(t, sent=0, exit_code=1)
+    assert not report.connected and report.error == "ICE failed"
+
+
+def test_stderr_explains_a_silent_failure() -> None:
+    report = PeerReport.from_transcript(Transcript(), sent=0, exit_code=2,
+                                        stderr_tail="usage: ...\nerror: unrecognized arguments: --json")
+    assert report.error == "error: unrecognized arguments: --json"
+
+
+def test_cell_counts_lost_messages_both_ways() -> None:
+    ta = transcript(connected(ms=700), '{"event":"message","data":"x"}')
+    tb = transcript(connected("relay", "srflx", 715), *['{"event":"message","data":"y"}'] * 3)
+    pa = PeerReport.from_transcript(ta, sent=3, exit_code=0)
+    pb = PeerReport.from_transcript(tb, sent=3, exit_code=0)
+    r = CellResult.from_peers("prc", "sym", Mode.ICE, pa, pb, ta, wall_ms=1900, seconds=3.2)
+    assert r.connected and r.outcome == "relay" and r.path == "srflx -> relay (udp)"
+    assert r.connect_ms == 715  # the slower peer
+    assert (r.sent, r.lost) == (6, 2)
+    assert "relay srflx -> relay (udp), connected in 715 ms, 2 of 6 messages lost" in r.summary()
+    again = CellResult.from_json(json.loads(json.dumps(r.to_json())))
+    assert again == r
+
+
+def test_one_side_connected_is_a_failure() -> None:
+    ta = transcript(connected("host", "host"))
+    pa = PeerReport.from_transcript(ta, sent=0, exit_code=1)
+    pb = PeerReport.from_transcript(transcript('{"event":"error","message":"timeout"}'), sent=0, exit_code=1)
+    r = CellResult.from_peers("sym", "sym", Mode.ICE_NO_TURN, pa, pb, ta, wall_ms=None, seconds=12)
+    assert not r.connected and r.outcome == "failed" and r.path is None
+    assert r.error == "timeout" and r.connect_ms is None
+    assert "FAILED after 12.0 s (timeout)" in r.summary()
+
+
+def test_direct_outcome() -> None:
+    ta = transcript(connected("host", "prflx"))
+    p = PeerReport.from_transcript(ta, sent=1, exit_code=0)
+    r = CellResult.from_peers("full", "sym", Mode.PUNCH, p, p, ta, wall_ms=1, seconds=1)
+    assert r.outcome == "direct"
+
+
+def test_modes_map_to_ice_server_flags() -> None:
+    stun = "stun:198.51.100.2:3478"
+    turn = ["turn:lab:lab@198.51.100.2:3478?transport=udp", "turn:lab:lab@198.51.100.2:3478?transport=tcp"]
+
+    def urls(mode: Mode) -> list[str]:
+        args = ice_server_args(mode)
+        return [args[i + 1] for i, a in enumerate(args) if a == "--ice-server"]
+
+    assert urls(Mode.ICE) == [stun, *turn]
+    assert urls(Mode.ICE_NO_TURN) == [stun] == urls(Mode.PUNCH)
+    assert urls(Mode.RELAY_ONLY) == turn and "--relay-only" in ice_server_args(Mode.RELAY_ONLY)
+    assert "--relay-only" not in ice_server_args(Mode.ICE)
+    assert Mode.PUNCH.verb == "punch" and Mode.RELAY_ONLY.verb == "connect"
