@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 Address = tuple[str, int]
 Progress = Callable[[str], None]
 
+#: After the end, ``lost`` waits this long for earlier messages to be read.
+LOST_READ_GRACE = 1.0
+
 #: At most this many unread datagrams are kept; more are dropped (it is UDP).
 DATAGRAM_QUEUE = 4096
 
@@ -104,7 +107,8 @@ class PunchLink:
         self._not_puncher: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._connected: asyncio.Future[None] = self._loop.create_future()
-        #: Resolves with ``(graceful, reason)`` when the peer leaves or the path dies.
+        #: Resolves with ``(graceful, reason)`` when the peer leaves or the path dies,
+        #: once the messages that arrived before that were read (or a second later).
         self.lost: asyncio.Future[tuple[bool, str]] = self._loop.create_future()
         self._messages: asyncio.Queue[str | bytes | _End] = asyncio.Queue()
         self._datagrams: asyncio.Queue[str | bytes | _End] = asyncio.Queue()
@@ -112,6 +116,9 @@ class PunchLink:
         self._wakeup: asyncio.Future[None] = self._loop.create_future()
         self._closing = False
         self._closed_locally = False
+        self._left = False
+        self._ended = False
+        self._lost_result: tuple[bool, str] | None = None
         self._signaling_task: asyncio.Task[None] | None = None
         protocol.link = self
 
@@ -173,6 +180,8 @@ class PunchLink:
         if isinstance(item, _End):
             self._messages.put_nowait(item)
             self._raise_closed()
+        if self._lost_result is not None and self._messages.qsize() <= 1:
+            self._resolve_lost()
         return item
 
     async def recv_datagram(self) -> str | bytes:
@@ -206,7 +215,7 @@ class PunchLink:
         return report
 
     async def close(self, reason: str = "closed") -> None:
-        """Say goodbye to the peer, close the socket and leave the room."""
+        """Say goodbye to the peer, close the socket and leave the room (idempotent)."""
         if not self._closing:
             self._closing = True
             self._closed_locally = True
@@ -214,15 +223,21 @@ class PunchLink:
             self._pump()
         await self._shutdown()
 
-    async def abort(self) -> None:
-        """Close without a goodbye, as a crash would: the peer notices by silence."""
+    async def abort(self, *, leave: bool = True) -> None:
+        """Close the socket without a goodbye, as a crash would.
+
+        With ``leave=False`` the signaling connection stays open until
+        :meth:`close`, as when only the network under the path fails: the peer
+        then notices by silence alone (``dead_timeout``).
+        """
         if not self._closing:
             self._closing = True
             self._closed_locally = True
             self._transport.abort()
             self._session.close(self._loop.time(), "aborted")
             self._pump()
-        await self._shutdown()
+        if leave:
+            await self._shutdown()
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
@@ -277,9 +292,14 @@ class PunchLink:
                     self._connected.set_exception(ConnectFailed(self._failure(event.reason)))
                 self._end()
             elif isinstance(event, Closed):
-                if not self.lost.done():
-                    self.lost.set_result((event.graceful, event.reason))
                 self._end()
+                self._lost_result = (event.graceful, event.reason)
+                if self._messages.qsize() <= 1:
+                    self._resolve_lost()
+                else:
+                    # Messages that came before the end are read first (chat() prints
+                    # them before it stops at ``lost``); nobody reading: resolve anyway.
+                    self._loop.call_later(LOST_READ_GRACE, self._resolve_lost)
         self._maybe_send_offer()
         if self._timer is not None:
             self._timer.cancel()
@@ -294,9 +314,15 @@ class PunchLink:
     async def _changed(self) -> None:
         await asyncio.shield(self._wakeup)
 
+    def _resolve_lost(self) -> None:
+        if not self.lost.done() and self._lost_result is not None:
+            self.lost.set_result(self._lost_result)
+
     def _end(self) -> None:
-        self._messages.put_nowait(_END)
-        self._datagrams.put_nowait(_END)
+        if not self._ended:
+            self._ended = True
+            self._messages.put_nowait(_END)
+            self._datagrams.put_nowait(_END)
 
     def _check_open(self) -> None:
         if self.closed or self._closing:
@@ -407,9 +433,11 @@ class PunchLink:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._signaling_task
             self._signaling_task = None
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2.0):
-                await self._client.leave()
+        if not self._left:
+            self._left = True
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self._client.leave()
         if not self.lost.done():
             self.lost.set_result((True, self._session.close_reason or "closed"))
         if not self._connected.done():

@@ -522,6 +522,10 @@ class PunchSession:
         if kind is PacketType.PROBE:
             # Answer to where it came from, as STUN does (RFC 8489 section 6.3.1).
             self._send(PacketType.REPLY, addr, now, number=packet.number, observed=addr)
+            if self.state is State.PUNCHING and addr == self._locked:
+                # A triggered check (RFC 8445 section 7.3.1.4): our own earlier probes
+                # may have arrived before the peer had our offer; do not wait 100 ms.
+                self._probe([addr], now)
         elif kind is PacketType.REPLY:
             sent = self._probes.pop(packet.number, None)
             if sent is not None:

@@ -198,6 +198,22 @@ def test_late_offer_side_ignores_early_probes_then_connects():
     assert w.a.report().punch_tries < 30
 
 
+def test_a_probe_from_the_peer_triggers_a_probe_back():
+    """A's scheduled probe reached B before B had A's offer; B's probe must not wait 100 ms
+    for A's next one (RFC 8445 section 7.3.1.4 triggered checks)."""
+    w = World()
+    w.a.set_remote_offer(w.b.offer, 0.0)
+    w._collect()
+    w.run(0.05)
+    assert w.b.report().ignored == {"early": 1}
+    w.b.set_remote_offer(w.a.offer, w.now)
+    w._collect()
+    w.run(0.05 + 4 * LATENCY + 0.001)  # B's probe, A's reply and probe, B's reply
+    assert w.a.connected and w.b.connected
+    assert w.a.report().timings["connected"] == pytest.approx(0.05 + 3 * LATENCY)
+    assert w.a.report().punch_tries == 1
+
+
 def test_probes_go_to_every_offered_address_until_locked():
     w = World(a_public=("198.51.100.1", 40000))
     # B also offers an address that leads nowhere.
