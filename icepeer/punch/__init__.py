@@ -15,6 +15,7 @@ import logging
 
 from .candidates import BadOffer, Candidate, CandidateType, Offer
 from .events import Closed, Connected, DatagramReceived, Event, Failed, Gathered, MessageReceived
+from .link import PunchLink, punch_connect
 from .report import PunchReport
 from .session import Ignored, PunchConfig, PunchSession, State
 
@@ -32,9 +33,11 @@ __all__ = [
     "MessageReceived",
     "Offer",
     "PunchConfig",
+    "PunchLink",
     "PunchReport",
     "PunchSession",
     "State",
+    "punch_connect",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

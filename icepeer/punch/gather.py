@@ -67,17 +67,19 @@ def stun_urls(urls: Iterable[str | IceServerUrl]) -> list[IceServerUrl]:
     return out
 
 
-async def resolve_stun(urls: Iterable[IceServerUrl]) -> tuple[list[Address], list[str]]:
+async def resolve_stun(urls: Iterable[IceServerUrl], *, timeout: float = 3.0
+                       ) -> tuple[list[Address], list[str]]:
     """IPv4 addresses of the STUN servers; a name that does not resolve is an error in the list."""
     loop = asyncio.get_running_loop()
     servers: list[Address] = []
     errors: list[str] = []
     for url in urls:
         try:
-            infos = await loop.getaddrinfo(url.host, url.port, family=socket.AF_INET,
-                                           type=socket.SOCK_DGRAM)
-        except OSError as exc:
-            errors.append(f"cannot resolve STUN server {url.host}: {exc}")
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(url.host, url.port, family=socket.AF_INET,
+                                               type=socket.SOCK_DGRAM)
+        except (OSError, TimeoutError) as exc:
+            errors.append(f"cannot resolve STUN server {url.host}: {exc or 'timed out'}")
             logger.warning("%s", errors[-1])
             continue
         for info in infos[:1]:

@@ -120,6 +120,7 @@ class PunchLink:
         self._ended = False
         self._lost_result: tuple[bool, str] | None = None
         self._signaling_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
         protocol.link = self
 
     # -- public API ---------------------------------------------------------
@@ -361,7 +362,9 @@ class PunchLink:
             except SignalingUnavailable as exc:
                 self._signaling_failed(f"signaling failed while sending our candidates: {exc}")
 
-        asyncio.ensure_future(send())
+        task = asyncio.ensure_future(send())
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
 
     def _signaling_failed(self, text: str) -> None:
         if not self._connected.done():
@@ -484,7 +487,7 @@ async def _open(
             urls += [u for u in stun_urls(parse_ice_servers(client.ice_servers)) if u not in urls]
         except (SignalingConfigError, ConfigError) as exc:
             logger.warning("ignoring the signaling server's ICE servers: %s", exc)
-        servers, errors = await resolve_stun(urls)
+        servers, errors = await resolve_stun(urls, timeout=(config or PunchConfig()).stun_timeout)
         try:
             transport, protocol = await loop.create_datagram_endpoint(
                 _Protocol, local_addr=(str(bind_ip), port))
