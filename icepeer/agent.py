@@ -76,6 +76,11 @@ class _Protocol(StunProtocol):
 
     receiver: Agent
 
+    def __init__(self, receiver: Agent) -> None:
+        super().__init__(receiver)
+        #: The connectivity check in progress towards each remote address.
+        self.inflight: dict[tuple[str, int], stun.Message] = {}
+
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         addr = (addr[0], addr[1])
         agent = self.receiver
@@ -116,7 +121,13 @@ class _Protocol(StunProtocol):
             else:
                 agent.stats.checks_sent += 1
         started = time.monotonic()
-        response = await super().request(request, addr, integrity_key, retransmissions)
+        if check:
+            self.inflight[addr] = request
+        try:
+            response = await super().request(request, addr, integrity_key, retransmissions)
+        finally:
+            if self.inflight.get(addr) is request:
+                del self.inflight[addr]
         if check:
             if consent:
                 agent.stats.consent_answered += 1
@@ -317,6 +328,30 @@ class Agent(aioice.Connection):
             self.first_candidate_at = time.monotonic()
         self.stats.gathered[candidate.type] = self.stats.gathered.get(candidate.type, 0) + 1
         self._on_candidate(candidate)
+
+    async def add_remote_candidate(self, remote_candidate: Candidate | None) -> None:
+        await super().add_remote_candidate(remote_candidate)
+        # aioice starts checks on a 20 ms tick (RFC 8445 Ta); a trickled
+        # candidate arriving between ticks waited for the next one. When no
+        # check is running, start the new pair's check now.
+        if (
+            remote_candidate is not None
+            and self._early_checks_done
+            and not self._check_list_done
+            and not any(p.state == CandidatePair.State.IN_PROGRESS for p in self._check_list)
+        ):
+            self._check_periodic()
+
+    def check_incoming(self, message: stun.Message, addr: tuple[str, int], protocol: StunProtocol) -> None:
+        super().check_incoming(message, addr, protocol)
+        # RFC 8445 section 7.3.1.4: a check received on a pair whose own check
+        # is in progress triggers a check at once. aioice waits for its next
+        # retransmission instead (500 ms after a first check that the peer's
+        # NAT or TURN permission dropped). Resending the pending request now
+        # is that triggered check; its answer completes the same transaction.
+        pending = getattr(protocol, "inflight", {}).get(addr)
+        if pending is not None and not self._check_list_done:
+            protocol.send_stun(pending, addr)
 
     def _remote_candidates_expected(self) -> bool:
         # The check list must not fail while our own candidates are still coming.
