@@ -99,9 +99,10 @@ async def run_pair(script: str, method: str, room: str, env: Env, extra: list[st
     """
     args = [sys.executable, script, "--child", method, "--room", room, "--signal", env.signal_url, *extra]
     procs = [
-        await asyncio.create_subprocess_exec(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        for _ in range(2)
+        await asyncio.create_subprocess_exec(*args, "--index", str(index), stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        for index in range(2)
     ]
     for proc in procs:
         assert proc.stdout is not None
@@ -133,6 +134,7 @@ def child_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--signal", help=argparse.SUPPRESS)
     parser.add_argument("--ice-server", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--relay-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     return parser
 
 
