@@ -294,7 +294,7 @@ async def open_punch(args: argparse.Namespace) -> Link:
     link = Link()
     link.send, link.recv, link.close = punch.send, punch.recv, punch.close
     link.drain = punch.drain  # type: ignore[attr-defined]
-    link.path = f"{punch.local.type} -> {punch.remote.type}"
+    link.path = f"{punch.local.type.value} -> {punch.remote.type.value}"
     return link
 
 
