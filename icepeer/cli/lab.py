@@ -99,7 +99,7 @@ def add_parser(sub: Any) -> None:
         "run", help="one cell: two hosts behind --a and --b, one mode",
         description="Build the lab for one pair of router kinds, run the real CLI on both hosts, "
         "exchange a few messages both ways, report whether and how they connected, then remove "
-        "the lab. Exit 0 when connected with nothing lost, 1 otherwise.",
+        "the lab. Exit 0 when connected with nothing lost and both peers exiting 0, 1 otherwise.",
     )
     run.add_argument("--a", type=_kind, required=True, metavar="KIND", help="router of host A")
     run.add_argument("--b", type=_kind, metavar="KIND",
@@ -201,7 +201,8 @@ async def _run_cmd(args: argparse.Namespace) -> int:
             _print_result(result)
         say(f"done in {time.monotonic() - started:.1f} s; lab removed"
             + (f"; captures in {args.pcap}" if args.pcap else ""))
-        return 0 if result.connected and not result.lost else 1
+        clean = all(p.exit_code == 0 for p in result.peers)
+        return 0 if result.connected and not result.lost and clean else 1
 
     return await _interruptible(body)
 
@@ -216,6 +217,9 @@ def _print_result(r: CellResult) -> None:
     else:
         print(f"  error:    {r.error}")
     print(f"  messages: {r.sent} sent, {r.lost} lost")
+    for side, p in zip("AB", r.peers):
+        if p.exit_code:
+            print(f"  peer {side} exited {p.exit_code}: {p.closed or p.error or 'no reason given'}")
 
 
 async def _matrix_cmd(args: argparse.Namespace) -> int:

@@ -108,6 +108,8 @@ class PeerReport:
     received: int = 0
     exit_code: int | None = None
     error: str | None = None
+    closed: str | None = None
+    """The reason of the peer's ``closed`` event."""
 
     @classmethod
     def from_transcript(cls, t: Transcript, *, sent: int, exit_code: int | None,
@@ -121,7 +123,7 @@ class PeerReport:
         if error is None and exit_code not in (0, None) and not t.connected:
             error = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else f"exit {exit_code}"
         return cls(t.connected is not None, text(t.candidate("local")), text(t.candidate("remote")),
-                   t.elapsed_ms, sent, len(t.messages), exit_code, error)
+                   t.elapsed_ms, sent, len(t.messages), exit_code, error, t.closed)
 
 
 @dataclass(frozen=True)
@@ -197,5 +199,9 @@ class CellResult:
         if not self.connected:
             return f"{name}: FAILED after {self.seconds:.1f} s ({self.error})"
         t = f"{self.connect_ms:.0f} ms" if self.connect_ms is not None else "?"
-        return (f"{name}: {self.outcome} {self.path}, connected in {t}, "
+        text = (f"{name}: {self.outcome} {self.path}, connected in {t}, "
                 f"{self.lost} of {self.sent} messages lost")
+        for side, p in zip("AB", self.peers):
+            if p.exit_code:
+                text += f"; {side} exited {p.exit_code} ({p.closed or p.error or 'no reason given'})"
+        return text

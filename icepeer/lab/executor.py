@@ -175,19 +175,24 @@ async def clean(prefix: str | None = None) -> list[str]:
     return names + stray
 
 
-async def netem_available(netns: str) -> tuple[bool, str]:
+async def netem_available(prefix: str) -> tuple[bool, str]:
     """Whether ``tc qdisc ... netem`` works here (the kernel module may be missing).
 
-    Tried on the loopback interface of ``netns``, a namespace of the lab.
+    Tried on the loopback interface of a throwaway namespace ``PREFIX-probe``;
+    returns (available, why not).
     """
     if shutil.which("tc") is None:
         return False, "tc is not installed (apt-get install iproute2)"
-    add = Command(("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"), netns,
-                  check=False)
-    code, err = await run(add)
+    ns = f"{prefix}-probe"
+    await run(Command(("ip", "netns", "add", ns)))
+    try:
+        add = Command(("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"), ns,
+                      check=False)
+        code, err = await run(add)
+    finally:
+        await run(Command(("ip", "netns", "del", ns), check=False))
     if code:
         return False, err or f"tc exited with {code}"
-    await run(Command(("tc", "qdisc", "del", "dev", "lo", "root"), netns, check=False))
     return True, ""
 
 

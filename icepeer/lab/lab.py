@@ -117,13 +117,13 @@ class Lab:
         try:
             MARKERS.mkdir(parents=True, exist_ok=True)
             self._marker.write_text(f"{os.getpid()}\n")
-            await executor.run_all(self.topology.build())
             if self.topology.options.netem:
-                self.netem, self.netem_error = await executor.netem_available(self.topology.pub_ns)
+                self.netem, self.netem_error = await executor.netem_available(self.topology.prefix)
                 if not self.netem:
                     raise LabUnavailable(
                         "--delay needs tc netem, which this kernel lacks "
                         f"({self.netem_error}); run without --delay (see docs/lab.md)")
+            await executor.run_all(self.topology.build())
             if self.pcap_dir is not None:
                 await self._start_captures()
             if self.services:
@@ -198,7 +198,7 @@ class Lab:
             ns, dev = site.capture_point
             path = self.pcap_dir / f"{site.name}-{site.kind.value}-wan.pcap"
             proc = await self.spawn(
-                ns, ["tcpdump", "-i", dev, "-n", "-U", "-s", "0", "-w", str(path)],
+                ns, ["tcpdump", "-i", dev, "-n", "-U", "--immediate-mode", "-s", "0", "-w", str(path)],
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE, track=False,
             )

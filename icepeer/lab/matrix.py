@@ -86,9 +86,10 @@ class Matrix:
         if not result.connected:
             return "**fail**"
         t = f" {result.connect_ms / 1000:.1f} s" if result.connect_ms is not None else ""
-        kind = "relay" if result.outcome == "relay" else (result.local_type or "direct")
+        # A's candidate type / B's as A saw it: host, srflx, prflx or relay
+        kind = f"{result.local_type}/{result.remote_type}"
         if result.protocol and result.protocol != "udp":
-            kind += f"/{result.protocol}"
+            kind += f" {result.protocol}"
         lost = f", {result.lost} lost" if result.lost else ""
         return f"{kind}{t}{lost}"
 
@@ -111,8 +112,9 @@ class Matrix:
                 out.append(f"- {k.value}: {self.cell_text(self.get(k, k, mode)) or 'not run'}")
             if shared:
                 out.append("")
-        out.append("Cells: the type of A's candidate on the selected pair (relay when either "
-                   "side is relayed) and the time to connect, the slower peer's `elapsed_ms`.")
+        out.append("Cells: the candidate types of the selected pair as A reports it (A's / B's; "
+                   "`tcp` when A's candidate is TCP), and the time to connect: the slower peer's "
+                   "`elapsed_ms`. **fail**: no connection within the timeout.")
         return "\n".join(out) + "\n"
 
     def png(self, cell: int = 18, gap: int = 2, margin: int = 8) -> bytes:

@@ -182,14 +182,16 @@ def host_loss_ruleset(device: str, loss: float) -> str:
     """Loss on one interface's ingress (``nft`` netdev family), for hosts without a router.
 
     A drop on a host's own output would fail ``sendto()`` with EPERM instead of
-    losing the packet, so each direction is dropped where it arrives.
+    losing the packet, so each direction is dropped where it arrives. Only IP
+    packets: losing ARP would stall neighbour resolution, which the routed
+    kinds (loss in FORWARD) never see either.
     """
     n = round(loss * 1_000_000)
     return (
         f"table netdev {NFT_TABLE} {{\n"
         "  chain loss {\n"
         f'    type filter hook ingress device "{device}" priority 0; policy accept;\n'
-        f"    numgen random mod 1000000 < {n} drop\n"
+        f"    meta protocol ip numgen random mod 1000000 < {n} drop\n"
         "  }\n"
         "}\n"
     )

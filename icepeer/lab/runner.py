@@ -3,7 +3,9 @@
 Both peers start at once inside their host namespaces (``ip netns exec``),
 join one fresh room on the lab's signaling server, and say ``connected``;
 then each sends a few lines, and the run checks that every line arrived on
-the other side before closing both stdins.
+the other side. Then A's stdin is closed, A leaves, and B's after it: closing
+both at the same instant races the two goodbyes, which is a test of shutdown,
+not of the path.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ async def _first(*aws: asyncio.Future[Any], timeout: float) -> None:
     _, pending = await asyncio.wait(aws, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     for p in pending:
         p.cancel()
+    # Collect the cancellations, or asyncio logs "exception was never retrieved".
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def run_cell(
@@ -122,6 +126,7 @@ async def run_cell(
     a, b = peers
     wall_ms: float | None = None
     sent = [0, 0]
+    grace = 5.0
     try:
         both = asyncio.ensure_future(asyncio.gather(a.connected.wait(), b.connected.wait()))
         exits = [asyncio.ensure_future(p.proc.wait()) for p in peers]
@@ -135,10 +140,14 @@ async def run_cell(
             sent = [messages, messages]
             got = asyncio.ensure_future(asyncio.gather(a.received.wait(), b.received.wait()))
             await _first(got, *(asyncio.ensure_future(p.proc.wait()) for p in peers), timeout=10)
+    except asyncio.CancelledError:
+        grace = 0.0  # Ctrl-C: no goodbyes
+        raise
     finally:
+        codes = []
         for p in peers:
             p.close_stdin()
-        codes = await asyncio.gather(*(p.finish(5.0) for p in peers))
+            codes.append(await p.finish(grace))
     reports = [PeerReport.from_transcript(p.transcript, sent=sent[i], exit_code=codes[i],
                                           stderr_tail="\n".join(p.stderr))
                for i, p in enumerate(peers)]

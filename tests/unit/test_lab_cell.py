@@ -52,9 +52,18 @@ def test_cell_counts_lost_messages_both_ways() -> None:
     assert r.connected and r.outcome == "relay" and r.path == "srflx -> relay (udp)"
     assert r.connect_ms == 715  # the slower peer
     assert (r.sent, r.lost) == (6, 2)
-    assert "relay srflx -> relay (udp), connected in 715 ms, 2 of 6 messages lost" in r.summary()
+    assert r.summary().endswith("relay srflx -> relay (udp), connected in 715 ms, 2 of 6 messages lost")
     again = CellResult.from_json(json.loads(json.dumps(r.to_json())))
     assert again == r
+
+
+def test_summary_names_a_peer_that_exited_badly() -> None:
+    ta = transcript(connected(), '{"event":"closed","reason":"not everything sent was delivered"}')
+    pa = PeerReport.from_transcript(ta, sent=3, exit_code=1)
+    pb = PeerReport.from_transcript(transcript(connected()), sent=3, exit_code=0)
+    assert pa.closed == "not everything sent was delivered"
+    r = CellResult.from_peers("sym", "sym", Mode.ICE, pa, pb, ta, wall_ms=1, seconds=1)
+    assert r.summary().endswith("; A exited 1 (not everything sent was delivered)")
 
 
 def test_one_side_connected_is_a_failure() -> None:

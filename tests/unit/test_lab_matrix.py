@@ -67,9 +67,9 @@ def test_markdown_table() -> None:
     md = m.markdown()
     assert "### ice\n" in md and "### ice-no-turn\n" in md
     assert "| a \\ b | prc | sym |" in md
-    assert "| **prc** | srflx 1.0 s | relay 0.7 s, 1 lost |" in md
+    assert "| **prc** | srflx/prflx 1.0 s | relay/srflx 0.7 s, 1 lost |" in md
     assert "| **sym** |  | **fail** |" in md
-    assert "- same-lan-hairpin: srflx 0.0 s" in md
+    assert "- same-lan-hairpin: srflx/prflx 0.0 s" in md
 
 
 def test_png_colours_follow_outcomes() -> None:

@@ -96,7 +96,7 @@ def test_loss_is_the_first_forward_rule() -> None:
 def test_host_loss_uses_ingress_of_the_device() -> None:
     text = host_loss_ruleset("eth9", 0.1)
     assert 'hook ingress device "eth9"' in text
-    assert "numgen random mod 1000000 < 100000 drop" in text
+    assert "meta protocol ip numgen random mod 1000000 < 100000 drop" in text
 
 
 def test_none_has_no_router() -> None:
