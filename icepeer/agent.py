@@ -262,9 +262,9 @@ class Agent(aioice.Connection):
 
     async def _srflx(self, protocol: _Protocol, server: IceServerUrl) -> None:
         loop = asyncio.get_running_loop()
-        address = await loop.getaddrinfo(server.host, server.port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        address = await _resolve(server)
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-        response, _ = await StunProtocol.request(protocol, request, address[0][4][:2])
+        response, _ = await protocol.request(request, address)
         mapped = response.attributes["XOR-MAPPED-ADDRESS"]
         base = protocol.local_candidate
         if (mapped[0], mapped[1]) == (base.host, base.port):
@@ -285,9 +285,7 @@ class Agent(aioice.Connection):
         self._add_local(candidate)
 
     async def _relay(self, component: int, server: IceServerUrl) -> None:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(server.host, server.port, family=socket.AF_INET)
-        address = infos[0][4][:2]
+        address = await _resolve(server)
         tls: ssl.SSLContext | bool | None = None
         if server.secure:
             tls = self._tls_context or ssl.create_default_context()
@@ -412,6 +410,13 @@ class Agent(aioice.Connection):
             client.closing()
         await super().close()
         self._turn_clients.clear()
+
+
+async def _resolve(server: IceServerUrl) -> tuple[str, int]:
+    """The IPv4 address of a STUN/TURN server (aioice gathers over IPv4 only)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(server.host, server.port, family=socket.AF_INET)
+    host, port = infos[0][4][:2]
+    return str(host), int(port)
 
 
 def _describe(exc: BaseException, timeout: float) -> str:

@@ -165,7 +165,8 @@ async def chat(
     try:
         while True:
             get = asyncio.ensure_future(lines.get())
-            await asyncio.wait({get, lost, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {get, lost, receiver}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if not get.done():
                 get.cancel()
             if not lost.done() and receiver.done():

@@ -42,7 +42,8 @@ async def exchange(url: str, room: str, servers: list[str], relay_only: bool) ->
                              host_addresses=["127.0.0.1"], timeout=10)
         channel = await peer.channel("demo")
         await channel.send(f"hello from peer {name}")
-        print(f"peer {name} received: {await channel.recv()}", flush=True)
+        message = await channel.recv()
+        print(f"peer {name} received: {message!s}", flush=True)
         await peer.drain()
         return peer
 
