@@ -175,8 +175,9 @@ async def open_icepeer(args: argparse.Namespace) -> Link:
     return link
 
 
-async def open_aiortc(args: argparse.Namespace) -> Link:
-    loopback_only()
+async def open_aiortc(args: argparse.Namespace, *, loopback: bool = True) -> Link:
+    if loopback:
+        loopback_only()
     servers = []
     for url in args.ice_server:
         parsed = parse_ice_url(url)
@@ -242,6 +243,7 @@ async def open_aiortc(args: argparse.Namespace) -> Link:
     link.drain = drain  # type: ignore[attr-defined]
     pair = pc.sctp.transport.transport._connection._nominated.get(1)
     link.path = f"{pair.local_candidate.type} -> {pair.remote_candidate.type}" if pair else "?"
+    link.pair = pair  # type: ignore[attr-defined]
     return link
 
 

@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between consent checks on the selected pair (randomized +-20%, RFC 7675 section 5.1).
 CONSENT_INTERVAL = 2.5
+#: Extra early copies of a connectivity check, in seconds after the first.
+EARLY_RESENDS = (0.15, 0.3)
 
 
 @dataclass
@@ -105,6 +107,23 @@ class _Protocol(StunProtocol):
             return
         agent.stats.foreign += 1
 
+    def _early_resends(self, request: stun.Message, addr: tuple[str, int]) -> None:
+        """Send a connectivity check again at 150 and 300 ms while it is unanswered.
+
+        aioice's first retransmission comes after 500 ms (RFC 8489's default
+        RTO); a first check dropped by the peer's NAT, or lost, then costs half
+        a second. Extra copies of the same request (same transaction id) are
+        retransmissions as far as the peer is concerned, and the answer to any
+        of them completes the transaction.
+        """
+        loop = asyncio.get_running_loop()
+        for delay in EARLY_RESENDS:
+            loop.call_later(delay, self._resend_if_pending, request, addr)
+
+    def _resend_if_pending(self, request: stun.Message, addr: tuple[str, int]) -> None:
+        if self.inflight.get(addr) is request and not self.receiver._check_list_done:
+            self.send_stun(request, addr)
+
     async def request(
         self,
         request: stun.Message,
@@ -123,6 +142,8 @@ class _Protocol(StunProtocol):
         started = time.monotonic()
         if check:
             self.inflight[addr] = request
+            if not consent:
+                self._early_resends(request, addr)
         try:
             response = await super().request(request, addr, integrity_key, retransmissions)
         finally:

@@ -69,7 +69,7 @@ from .session import (
     Send,
     StartIce,
 )
-from .transport import IceTransport
+from .transport import IceTransport, SctpTransport
 
 __all__ = ["connect", "Peer", "PeerEvent", "PathChanged", "PathLost", "Closed"]
 
@@ -373,13 +373,17 @@ class Peer:
             async with asyncio.timeout(timeout):
                 while True:
                     sctp = self._sctp
-                    if sctp is None or self._closed.done():
+                    if sctp is None:
                         return False
                     pending = any(c.buffered_amount for c in self._channels) or (
                         sctp._outbound_queue or sctp._sent_queue or sctp._data_channel_queue
                     )
+                    # Acknowledged data counts even if the peer closed meanwhile:
+                    # its last SACK arrives before its close.
                     if not pending:
                         return True
+                    if self._closed.done():
+                        return False
                     await asyncio.sleep(0.01)
         except TimeoutError:
             return False
@@ -630,11 +634,14 @@ class Peer:
             # The DTLS role comes from a=setup (RFC 8842), not from the ICE role.
             self._dtls._set_role(self._negotiation.dtls_role)
             self._dtls.on("statechange", self._on_dtls_state)
-            await self._dtls.start(
-                RTCDtlsParameters(
-                    fingerprints=[RTCDtlsFingerprint(f.algorithm, f.value) for f in remote.fingerprints]
+            try:
+                await self._dtls.start(
+                    RTCDtlsParameters(
+                        fingerprints=[RTCDtlsFingerprint(f.algorithm, f.value) for f in remote.fingerprints]
+                    )
                 )
-            )
+            finally:
+                self._transport.handshake_done()
             if self._dtls.state == "failed":
                 if self._dtls.encrypted:
                     raise FingerprintMismatch(
@@ -643,7 +650,7 @@ class Peer:
                     )
                 raise DtlsFailed("the DTLS handshake failed")
             self._mark("dtls_connected")
-            self._sctp = RTCSctpTransport(self._dtls)
+            self._sctp = SctpTransport(self._dtls)
             self._sctp.on("datachannel", self._on_remote_channel)
             await self._sctp.start(RTCSctpCapabilities(maxMessageSize=remote.max_message_size), remote.sctp_port)
         except Exception as exc:  # handed to connect()'s caller through _established

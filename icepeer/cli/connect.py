@@ -92,6 +92,8 @@ async def run(args: argparse.Namespace) -> int:
         report = peer.report()
         assert report.local is not None and report.remote is not None
         out.progress(f"connected via {report.path} in {elapsed:.0f} ms")
+        if args.verbose:
+            out.progress("phases: " + ", ".join(f"{k} {v:.0f} ms" for k, v in report.timings_ms.items()))
         out.event("connected", local=report.local.to_dict(), remote=report.remote.to_dict(),
                   elapsed_ms=round(elapsed, 1))
         lost: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
