@@ -42,7 +42,11 @@ def render() -> str:
     """docs/cli.md as it should be now (rendered in a clean child interpreter)."""
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--render"],
-        env=clean_environment(), capture_output=True, text=True, timeout=60,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"rendering the CLI help failed:\n{done.stderr}")
@@ -113,15 +117,21 @@ def stale_diff(expected: str) -> str:
     current = OUTPUT.read_text() if OUTPUT.exists() else ""
     if current == expected:
         return ""
-    return "".join(difflib.unified_diff(
-        current.splitlines(keepends=True), expected.splitlines(keepends=True),
-        fromfile="docs/cli.md (committed)", tofile="docs/cli.md (from --help now)",
-    ))
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            fromfile="docs/cli.md (committed)",
+            tofile="docs/cli.md (from --help now)",
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write docs/cli.md from the live --help output.")
-    parser.add_argument("--check", action="store_true", help="only say whether docs/cli.md is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="only say whether docs/cli.md is stale"
+    )
     parser.add_argument("--render", action="store_true", help=argparse.SUPPRESS)  # the child
     args = parser.parse_args(argv)
     if args.render:

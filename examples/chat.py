@@ -29,14 +29,19 @@ def read_lines(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]
 
 async def chat(args: argparse.Namespace) -> int:
     async with icepeer.connect(
-        args.signal, args.room, ice_servers=args.ice_server, host_addresses=args.host_address or None
+        args.signal,
+        args.room,
+        ice_servers=args.ice_server,
+        host_addresses=args.host_address or None,
     ) as peer:
         channel = await peer.channel("chat")  # reliable and ordered
         print(f"connected: {peer.report().path}; type away, Ctrl-D to end", file=sys.stderr)
 
         lines: asyncio.Queue[str | None] = asyncio.Queue()
         # A daemon thread: it must not keep the program alive when the peer leaves first.
-        threading.Thread(target=read_lines, args=(asyncio.get_running_loop(), lines), daemon=True).start()
+        threading.Thread(
+            target=read_lines, args=(asyncio.get_running_loop(), lines), daemon=True
+        ).start()
 
         async def send_typed_lines() -> None:
             with contextlib.suppress(icepeer.IcepeerError):  # the peer may leave first
@@ -58,10 +63,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Chat with the peer in a room.")
     parser.add_argument("--signal", default="ws://127.0.0.1:8765", help="signaling server URL")
     parser.add_argument("--room", required=True, help="the room both sides join")
-    parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
-                        help="stun:host:port or turn:user:pass@host:port (repeatable)")
-    parser.add_argument("--host-address", action="append", default=[], metavar="ADDR",
-                        help="gather host candidates on this address only (tests: 127.0.0.1)")
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="stun:host:port or turn:user:pass@host:port (repeatable)",
+    )
+    parser.add_argument(
+        "--host-address",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="gather host candidates on this address only (tests: 127.0.0.1)",
+    )
     args = parser.parse_args()
     try:
         return asyncio.run(chat(args))

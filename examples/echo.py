@@ -38,8 +38,11 @@ async def serve(args: argparse.Namespace) -> int:
     while args.clients is None or served < args.clients:
         try:
             async with icepeer.connect(
-                args.signal, args.room, ice_servers=args.ice_server,
-                host_addresses=args.host_address or None, timeout=None,  # wait for clients forever
+                args.signal,
+                args.room,
+                ice_servers=args.ice_server,
+                host_addresses=args.host_address or None,
+                timeout=None,  # wait for clients forever
             ) as peer:
                 channel = await peer.open_channel("echo")
                 log.info("client %s connected via %s", peer.remote_peer_id, peer.report().path)
@@ -48,7 +51,12 @@ async def serve(args: argparse.Namespace) -> int:
                     await channel.send(message)
                     count += 1
                 closed = await peer.wait_closed()
-                log.info("client %s gone (%s) after %d messages", peer.remote_peer_id, closed.reason, count)
+                log.info(
+                    "client %s gone (%s) after %d messages",
+                    peer.remote_peer_id,
+                    closed.reason,
+                    count,
+                )
         except icepeer.SignalingFailed as exc:
             if exc.code != "room-full":
                 raise  # the signaling server is gone: nothing to serve
@@ -71,8 +79,11 @@ async def ask(args: argparse.Namespace) -> int:
     while loop.time() < deadline:
         try:
             async with icepeer.connect(
-                args.signal, args.room, ice_servers=args.ice_server,
-                host_addresses=args.host_address or None, timeout=deadline - loop.time(),
+                args.signal,
+                args.room,
+                ice_servers=args.ice_server,
+                host_addresses=args.host_address or None,
+                timeout=deadline - loop.time(),
             ) as peer:
                 try:
                     async with asyncio.timeout(args.wait):
@@ -94,8 +105,12 @@ async def ask(args: argparse.Namespace) -> int:
         except (icepeer.ConnectFailed, icepeer.PeerLost) as exc:
             last = str(exc)  # e.g. the peer we met left before we connected
             log.info("%s: retrying", exc)
-        await asyncio.sleep(random.uniform(0.1, 0.5))  # jitter: waiting clients do not collide again
-    print(f"error: no echo from room {args.room!r} within {args.timeout:g} s ({last})", file=sys.stderr)
+        # Jitter: clients that waited together do not collide again.
+        await asyncio.sleep(random.uniform(0.1, 0.5))
+    print(
+        f"error: no echo from room {args.room!r} within {args.timeout:g} s ({last})",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -103,19 +118,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="An echo service and its client.")
     parser.add_argument("--signal", default="ws://127.0.0.1:8765", help="signaling server URL")
     parser.add_argument("--room", default="echo", help="the service's room")
-    parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
-                        help="stun:host:port or turn:user:pass@host:port (repeatable)")
-    parser.add_argument("--host-address", action="append", default=[], metavar="ADDR",
-                        help="gather host candidates on this address only (tests: 127.0.0.1)")
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="stun:host:port or turn:user:pass@host:port (repeatable)",
+    )
+    parser.add_argument(
+        "--host-address",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="gather host candidates on this address only (tests: 127.0.0.1)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="say what happens on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the service")
-    serve_parser.add_argument("--clients", type=int, help="exit after serving this many (default: never)")
+    serve_parser.add_argument(
+        "--clients", type=int, help="exit after serving this many (default: never)"
+    )
     ask_parser = sub.add_parser("ask", help="send words to the service, print the echoes")
     ask_parser.add_argument("words", nargs="+")
     ask_parser.add_argument("--timeout", type=float, default=30.0, help="seconds to get through")
-    ask_parser.add_argument("--wait", type=float, default=3.0,
-                            help="seconds to wait for the service's channel once connected")
+    ask_parser.add_argument(
+        "--wait",
+        type=float,
+        default=3.0,
+        help="seconds to wait for the service's channel once connected",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     if args.verbose:

@@ -73,7 +73,9 @@ class Arrivals:
         }
 
 
-async def receive(channel: icepeer.Channel, arrivals: Arrivals, count: int, done: asyncio.Event) -> None:
+async def receive(
+    channel: icepeer.Channel, arrivals: Arrivals, count: int, done: asyncio.Event
+) -> None:
     async for message in channel:
         seq, _, stamp = str(message).partition(" ")
         arrivals.got.append((int(seq), (time.monotonic() - float(stamp.split(" ")[0])) * 1000))
@@ -95,10 +97,12 @@ class LossyForwarder(asyncio.DatagramProtocol):
 
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        self.front, _ = await loop.create_datagram_endpoint(lambda: _Side(self._from_client),
-                                                             local_addr=("127.0.0.1", 0))
-        self.back, _ = await loop.create_datagram_endpoint(lambda: _Side(self._from_server),
-                                                            remote_addr=self.server)
+        self.front, _ = await loop.create_datagram_endpoint(
+            lambda: _Side(self._from_client), local_addr=("127.0.0.1", 0)
+        )
+        self.back, _ = await loop.create_datagram_endpoint(
+            lambda: _Side(self._from_server), remote_addr=self.server
+        )
         address: tuple[str, int] = self.front.get_extra_info("sockname")[:2]
         return address
 
@@ -139,9 +143,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     receiver_options: dict[str, Any] = {"ice_servers": servers}
     forwarder = None
     if args.loss:
-        turn = next((s for s in servers if s.is_turn and s.transport == "udp" and not s.secure), None)
+        turn = next(
+            (s for s in servers if s.is_turn and s.transport == "udp" and not s.secure), None
+        )
         if turn is None:
-            raise icepeer.ConfigError("--loss needs a TURN server over UDP: --ice-server turn:user:pass@host:port")
+            raise icepeer.ConfigError(
+                "--loss needs a TURN server over UDP: --ice-server turn:user:pass@host:port"
+            )
         forwarder = LossyForwarder((turn.host, turn.port))
         host, port = await forwarder.start()
         lossy: IceServerUrl = dataclasses.replace(turn, host=host, port=port)
@@ -162,15 +170,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         pairs = {}
         for label, options in CHANNELS.items():
-            pairs[label] = await asyncio.gather(sender.channel(label, **options), receiver.channel(label, **options))
+            pairs[label] = await asyncio.gather(
+                sender.channel(label, **options), receiver.channel(label, **options)
+            )
         path = receiver.report().path
         if forwarder is not None:
             forwarder.loss = args.loss  # the link goes bad now
 
         arrivals = {label: Arrivals() for label in CHANNELS}
         complete = {label: asyncio.Event() for label in CHANNELS}
-        readers = [asyncio.create_task(receive(pairs[label][1], arrivals[label], args.count, complete[label]))
-                   for label in CHANNELS]
+        readers = [
+            asyncio.create_task(
+                receive(pairs[label][1], arrivals[label], args.count, complete[label])
+            )
+            for label in CHANNELS
+        ]
         pad = max(0, args.size - 30)
         for seq in range(args.count):
             message = f"{seq} {time.monotonic():.6f} " + "." * pad
@@ -203,31 +217,58 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show(result: dict[str, Any]) -> None:
-    print(f"path {result['path']}, loss {result['loss']:.0%} "
-          f"({result['dropped_by_forwarder']} datagrams dropped)")
-    print(f"{'channel':12} {'arrived':>9} {'lost':>5} {'out of order':>13} {'median delay':>13} {'max delay':>10}")
+    print(
+        f"path {result['path']}, loss {result['loss']:.0%} "
+        f"({result['dropped_by_forwarder']} datagrams dropped)"
+    )
+    print(
+        f"{'channel':12} {'arrived':>9} {'lost':>5} {'out of order':>13} "
+        f"{'median delay':>13} {'max delay':>10}"
+    )
     for label, s in result["channels"].items():
         median = f"{s['median_delay_ms']} ms" if s["median_delay_ms"] is not None else "-"
         worst = f"{s['max_delay_ms']} ms" if s["max_delay_ms"] is not None else "-"
-        print(f"{label:12} {s['arrived']:>4}/{s['sent']:<4} {s['lost']:>5} {s['out_of_order']:>13} "
-              f"{median:>13} {worst:>10}")
+        print(
+            f"{label:12} {s['arrived']:>4}/{s['sent']:<4} {s['lost']:>5} {s['out_of_order']:>13} "
+            f"{median:>13} {worst:>10}"
+        )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Reliable, unordered and unreliable channels side by side.")
+    parser = argparse.ArgumentParser(
+        description="Reliable, unordered and unreliable channels side by side."
+    )
     parser.add_argument("--signal", default="ws://127.0.0.1:8765", help="signaling server URL")
     parser.add_argument("--room", help="room (default: a fresh one; both peers run here)")
-    parser.add_argument("--ice-server", action="append", default=[], metavar="URL",
-                        help="stun:host:port or turn:user:pass@host:port (repeatable)")
-    parser.add_argument("--host-address", action="append", default=[], metavar="ADDR",
-                        help="gather host candidates on this address only (tests: 127.0.0.1)")
-    parser.add_argument("--loss", type=float, default=0.0, help="share of relayed data to drop (0 to 0.5)")
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="stun:host:port or turn:user:pass@host:port (repeatable)",
+    )
+    parser.add_argument(
+        "--host-address",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="gather host candidates on this address only (tests: 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--loss", type=float, default=0.0, help="share of relayed data to drop (0 to 0.5)"
+    )
     parser.add_argument("--count", type=int, default=300, help="messages per channel")
     parser.add_argument("--interval", type=float, default=5.0, help="milliseconds between messages")
     parser.add_argument("--size", type=int, default=200, help="bytes per message")
-    parser.add_argument("--grace", type=float, default=1.0,
-                        help="seconds to wait for the unreliable channel's last messages")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to connect, and to deliver")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=1.0,
+        help="seconds to wait for the unreliable channel's last messages",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to connect, and to deliver"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args()
     if not 0 <= args.loss <= 0.5:

@@ -25,8 +25,12 @@ LOOPBACK = ["--host-address", "127.0.0.1"]
 
 async def start(example: str, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLES / example), *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(EXAMPLES / example),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -47,7 +51,9 @@ async def read_line(proc: asyncio.subprocess.Process, timeout: float = 15) -> st
     return (await asyncio.wait_for(proc.stdout.readline(), timeout)).decode().rstrip("\n")
 
 
-async def wait_for_stderr(proc: asyncio.subprocess.Process, words: str, timeout: float = 15) -> None:
+async def wait_for_stderr(
+    proc: asyncio.subprocess.Process, words: str, timeout: float = 15
+) -> None:
     assert proc.stderr is not None
     async with asyncio.timeout(timeout):
         while words not in (await proc.stderr.readline()).decode():
@@ -90,7 +96,8 @@ async def test_chat_between_two_terminals(signaling_server):
 
 
 async def test_chat_without_a_signaling_server_says_so():
-    code, out, err = await run("chat.py", "--signal", f"ws://127.0.0.1:{free_port()}", "--room", "x", *LOOPBACK)
+    dead = f"ws://127.0.0.1:{free_port()}"
+    code, _, err = await run("chat.py", "--signal", dead, "--room", "x", *LOOPBACK)
     assert code == 1
     assert err.startswith("error: ") and "signaling server" in err
     no_traceback(err)
@@ -104,7 +111,9 @@ async def test_echo_serves_clients_one_after_another(signaling_server):
     service = await start("echo.py", *common, "-v", "serve", "--clients", "3")
     await wait_for_stderr(service, "waiting for the peer")  # the service is in the room
     # Three clients at once: the room holds two, so they take turns (room-full, retry).
-    results = await asyncio.gather(*(run("echo.py", *common, "ask", f"hi {i}", f"bye {i}") for i in range(3)))
+    results = await asyncio.gather(
+        *(run("echo.py", *common, "ask", f"hi {i}", f"bye {i}") for i in range(3))
+    )
     for i, (code, out, err) in enumerate(results):
         assert code == 0, err
         assert out.splitlines() == [f"hi {i}", f"bye {i}"]
@@ -118,7 +127,9 @@ async def test_echo_clients_that_meet_each_other_retry(signaling_server):
     common = ["--signal", signaling_server.url, "--room", "echo", *LOOPBACK]
     # Both clients are in the room before the service: they connect to each other,
     # see no echo channel within --wait, leave, and try again until the service has them.
-    clients = [await start("echo.py", *common, "-v", "ask", "--wait", "1", f"word {i}") for i in range(2)]
+    clients = [
+        await start("echo.py", *common, "-v", "ask", "--wait", "1", f"word {i}") for i in range(2)
+    ]
     await asyncio.sleep(1.0)
     service = await start("echo.py", *common, "serve", "--clients", "2")
     results = [await finish(c) for c in clients]
@@ -130,8 +141,18 @@ async def test_echo_clients_that_meet_each_other_retry(signaling_server):
 
 
 async def test_echo_client_gives_up_when_nobody_serves(signaling_server):
-    code, out, err = await run("echo.py", "--signal", signaling_server.url, "--room", "nobody", *LOOPBACK,
-                               "ask", "--timeout", "1", "hello")
+    code, out, err = await run(
+        "echo.py",
+        "--signal",
+        signaling_server.url,
+        "--room",
+        "nobody",
+        *LOOPBACK,
+        "ask",
+        "--timeout",
+        "1",
+        "hello",
+    )
     assert code == 1
     assert out == ""
     assert "error: no echo from room 'nobody' within 1 s" in err
@@ -158,7 +179,9 @@ async def test_coturn_rest_against_a_running_deployment():
     require_coturn()
     secret = "deployment-secret"
     async with Coturn(secret=secret) as turn:
-        config = ServerConfig(port=0, turn_secret=secret, turn_urls=[turn.turn_url("udp")], turn_ttl=120)
+        config = ServerConfig(
+            port=0, turn_secret=secret, turn_urls=[turn.turn_url("udp")], turn_ttl=120
+        )
         async with SignalingServer(config) as server:
             args = ["--signal", server.url, "--room", "deployed"]
             (code_a, out_a, err_a), (code_b, out_b, err_b) = await asyncio.gather(
@@ -176,11 +199,15 @@ async def test_coturn_rest_wrong_secret_fails_with_a_reason():
         config = ServerConfig(port=0, turn_secret="a-stale-one", turn_urls=[turn.turn_url("udp")])
         async with SignalingServer(config) as server:
             args = ["--signal", server.url, "--room", "stale", "--timeout", "8"]
-            results = await asyncio.gather(run("coturn_rest.py", *args), run("coturn_rest.py", *args))
+            results = await asyncio.gather(
+                run("coturn_rest.py", *args), run("coturn_rest.py", *args)
+            )
     assert [code for code, _, _ in results] == [1, 1]
     errors = [err for _, _, err in results]
     # The first to hear 401 says so and leaves; the other may see it go first.
-    assert any("error: relay-only, and every TURN server refused us" in e and "401" in e for e in errors), errors
+    assert any(
+        "error: relay-only, and every TURN server refused us" in e and "401" in e for e in errors
+    ), errors
     assert all(e.startswith("error: ") for e in errors), errors
     no_traceback(*errors)
 
@@ -195,7 +222,9 @@ async def reliability(*args: str) -> dict:
 
 
 async def test_reliability_without_loss_everything_arrives_in_order(signaling_server):
-    result = await reliability("--signal", signaling_server.url, *LOOPBACK, "--count", "60", "--interval", "1")
+    result = await reliability(
+        "--signal", signaling_server.url, *LOOPBACK, "--count", "60", "--interval", "1"
+    )
     assert result["path"] == "host -> host over udp"
     for label, got in result["channels"].items():
         assert (got["arrived"], got["lost"], got["out_of_order"]) == (60, 0, 0), label
@@ -203,12 +232,25 @@ async def test_reliability_without_loss_everything_arrives_in_order(signaling_se
 
 async def test_reliability_with_loss_shows_the_difference(signaling_server, coturn):
     result = await reliability(
-        "--signal", signaling_server.url, *LOOPBACK, "--ice-server", coturn.turn_url("udp", credentials=True),
-        "--loss", "0.15", "--count", "150", "--interval", "2", "--grace", "0.5",
+        "--signal",
+        signaling_server.url,
+        *LOOPBACK,
+        "--ice-server",
+        coturn.turn_url("udp", credentials=True),
+        "--loss",
+        "0.15",
+        "--count",
+        "150",
+        "--interval",
+        "2",
+        "--grace",
+        "0.5",
     )
     assert result["path"].startswith("relay -> ")
     assert result["dropped_by_forwarder"] > 0
-    reliable, unordered, unreliable = (result["channels"][k] for k in ("reliable", "unordered", "unreliable"))
+    reliable, unordered, unreliable = (
+        result["channels"][k] for k in ("reliable", "unordered", "unreliable")
+    )
     # Everything arrives on the reliable channels; in order only on the ordered one.
     assert (reliable["arrived"], reliable["out_of_order"]) == (150, 0)
     assert unordered["arrived"] == 150

@@ -34,24 +34,53 @@ from tests.conftest import require, require_coturn
 CONFIG = Path(__file__).resolve().parents[2] / "examples" / "coturn" / "turnserver.conf"
 SECRET = "test-secret-not-the-placeholder"
 #: Options the test leaves out of the file (see the module docstring).
-HOST_ONLY = {"cert", "pkey", "tls-listening-port", "cipher-list", "log-file", "syslog", "static-auth-secret"}
+HOST_ONLY = {
+    "cert",
+    "pkey",
+    "tls-listening-port",
+    "cipher-list",
+    "log-file",
+    "syslog",
+    "static-auth-secret",
+}
 
 DENIED_V4 = [
-    "127.0.0.1", "127.1.2.3", "0.0.0.0", "0.1.2.3",  # loopback, "this network"
-    "10.0.0.1", "10.255.255.254", "172.16.0.1", "172.31.255.254", "192.168.0.1", "192.168.255.254",
-    "100.64.0.1", "100.127.255.254",  # carrier-grade NAT
+    "127.0.0.1",
+    "127.1.2.3",
+    "0.0.0.0",
+    "0.1.2.3",  # loopback, "this network"
+    "10.0.0.1",
+    "10.255.255.254",
+    "172.16.0.1",
+    "172.31.255.254",
+    "192.168.0.1",
+    "192.168.255.254",
+    "100.64.0.1",
+    "100.127.255.254",  # carrier-grade NAT
     "169.254.169.254",  # link-local: the cloud metadata service
-    "224.0.0.1", "239.255.255.250",  # multicast (no-multicast-peers)
-    "198.18.0.1", "240.0.0.1",
+    "224.0.0.1",
+    "239.255.255.250",  # multicast (no-multicast-peers)
+    "198.18.0.1",
+    "240.0.0.1",
 ]
-#: Documentation ranges (RFC 5737, RFC 3849): public-looking, never routed; a permission sends nothing.
+#: Documentation ranges (RFC 5737, RFC 3849): public-looking, never routed;
+#: a permission towards them sends nothing.
 ALLOWED_V4 = ["203.0.113.5", "198.51.100.7", "192.0.2.33"]
 DENIED_V6 = [
-    "::1", "::",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:192.168.1.1", "::ffff:100.64.0.1",  # IPv4-mapped
-    "::ffff:169.254.169.254", "::ffff:203.0.113.5",
-    "fc00::1", "fd12:3456:789a::1", "fe80::1", "febf::1",  # unique local, link-local
-    "64:ff9b::a00:1", "2002:a00:1::1",  # NAT64 and 6to4 encodings of 10.0.0.1
+    "::1",
+    "::",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:192.168.1.1",
+    "::ffff:100.64.0.1",  # IPv4-mapped
+    "::ffff:169.254.169.254",
+    "::ffff:203.0.113.5",
+    "fc00::1",
+    "fd12:3456:789a::1",
+    "fe80::1",
+    "febf::1",  # unique local, link-local
+    "64:ff9b::a00:1",
+    "2002:a00:1::1",  # NAT64 and 6to4 encodings of 10.0.0.1
     "ff02::1",  # multicast
 ]
 ALLOWED_V6 = ["2001:db8::5", "2001:db8:ffff::1"]
@@ -60,7 +89,8 @@ ALLOWED_V6 = ["2001:db8::5", "2001:db8:ffff::1"]
 def config_for_test(directory: Path) -> Path:
     """The example file without the lines only a real host can have."""
     kept = [
-        line for line in CONFIG.read_text().splitlines()
+        line
+        for line in CONFIG.read_text().splitlines()
         if line.strip().split("=", 1)[0].strip() not in HOST_ONLY
     ]
     path = directory / "turnserver.conf"
@@ -71,7 +101,9 @@ def config_for_test(directory: Path) -> Path:
 def coturn_version() -> tuple[int, ...]:
     binary = turnserver_path()
     assert binary is not None
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5).stdout
+    out = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=5, check=False
+    ).stdout
     match = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
     return tuple(int(x) for x in match.groups()) if match else (0,)
 
@@ -86,7 +118,9 @@ def ipv6_loopback() -> bool:
 
 
 @contextlib.asynccontextmanager
-async def hardened_coturn(tmp_path: Path, host: str = "127.0.0.1", *, config: bool = True) -> AsyncIterator[Coturn]:
+async def hardened_coturn(
+    tmp_path: Path, host: str = "127.0.0.1", *, config: bool = True
+) -> AsyncIterator[Coturn]:
     require_coturn()
     # An IPv6 client gets an IPv6 relay ("keep"): without it coturn allocates IPv4
     # (RFC 6156) and answers 443 to every IPv6 peer before looking at the ranges.
@@ -107,7 +141,10 @@ async def allocation(turn: Coturn) -> AsyncIterator[TurnFixes]:
     assert turn.port is not None
     creds = mint(SECRET, "probe", 600)
     _, _, client = await allocate(
-        asyncio.DatagramProtocol, server=(turn.host, turn.port), username=creds.username, password=creds.password
+        asyncio.DatagramProtocol,
+        server=(turn.host, turn.port),
+        username=creds.username,
+        password=creds.password,
     )
     try:
         yield client
@@ -134,10 +171,24 @@ async def permissions(client: TurnFixes, peers: list[str]) -> dict[str, str]:
 
 
 def test_the_file_has_what_production_needs():
-    options = [line.strip().split("=", 1)[0] for line in CONFIG.read_text().splitlines()
-               if line.strip() and not line.lstrip().startswith("#")]
-    for needed in ("use-auth-secret", "static-auth-secret", "realm", "cert", "pkey", "no-cli",
-                   "fingerprint", "no-multicast-peers", "user-quota", "total-quota", "log-file"):
+    options = [
+        line.strip().split("=", 1)[0]
+        for line in CONFIG.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for needed in (
+        "use-auth-secret",
+        "static-auth-secret",
+        "realm",
+        "cert",
+        "pkey",
+        "no-cli",
+        "fingerprint",
+        "no-multicast-peers",
+        "user-quota",
+        "total-quota",
+        "log-file",
+    ):
         assert needed in options, needed
     for forbidden in ("user", "lt-cred-mech", "allow-loopback-peers", "cli-password"):
         assert forbidden not in options, f"{forbidden} does not belong in a production file"
@@ -172,7 +223,7 @@ async def test_ipv4_inside_ipv6_and_private_ipv6_are_refused(tmp_path):
 
 
 async def test_without_the_file_old_coturn_relays_to_ipv4_mapped_loopback(tmp_path):
-    """Why the ::ffff: line is there: coturn before 4.10 lets ::ffff:127.0.0.1 through (CVE-2026-27624)."""
+    """Why the ::ffff: line is there: coturn < 4.10 relays to ::ffff:127.0.0.1 (CVE-2026-27624)."""
     require(ipv6_loopback(), "no IPv6 loopback (::1) on this machine")
     require_coturn()
     if coturn_version() >= (4, 10):

@@ -61,7 +61,9 @@ def resolve_all(timeout: float) -> tuple[dict[str, str], dict[str, str]]:
 
     def resolve(host: str) -> None:
         try:
-            addresses[host] = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+            addresses[host] = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)[0][
+                4
+            ][0]
         except OSError as exc:
             errors[host] = str(exc)
 
@@ -127,7 +129,9 @@ async def ask_with_puncher(answers: Answers) -> None:
         sock.bind(("0.0.0.0", 0))
         sock.setblocking(False)
         start = loop.time()
-        transactions = [BindingTransaction(server, start, timeout=STUN_TIMEOUT) for server in servers]
+        transactions = [
+            BindingTransaction(server, start, timeout=STUN_TIMEOUT) for server in servers
+        ]
         while not all(t.done for t in transactions):
             now = loop.time()
             for transaction in transactions:
@@ -135,7 +139,9 @@ async def ask_with_puncher(answers: Answers) -> None:
                     try:
                         sock.sendto(data, addr)
                     except OSError as exc:  # ENETUNREACH without a route
-                        transaction.error = f"cannot send to {addr[0]}:{addr[1]}: {exc.strerror or exc}"
+                        transaction.error = (
+                            f"cannot send to {addr[0]}:{addr[1]}: {exc.strerror or exc}"
+                        )
             deadlines = [d for t in transactions if (d := t.next_deadline()) is not None]
             try:
                 async with asyncio.timeout(max(0.0, min(deadlines, default=now) - loop.time())):
@@ -154,7 +160,9 @@ async def ask_with_puncher(answers: Answers) -> None:
 
 async def ask_everyone() -> Answers:
     answers = Answers()
-    await asyncio.gather(ask_with_puncher(answers), *(ask_with_agent(url, answers) for url in SERVERS))
+    await asyncio.gather(
+        ask_with_puncher(answers), *(ask_with_agent(url, answers) for url in SERVERS)
+    )
     return answers
 
 
@@ -166,10 +174,18 @@ def answers() -> Answers:
         pytest.fail(NO_INTERNET.format(why=f"DNS failed ({why})"), pytrace=False)
     started = time.monotonic()
     result = asyncio.run(ask_everyone())
-    if not result.mapped("agent") and not result.mapped("puncher") and "no NAT" not in result.agent.values():
+    if (
+        not result.mapped("agent")
+        and not result.mapped("puncher")
+        and "no NAT" not in result.agent.values()
+    ):
         why = "; ".join(f"{k}: {v}" for k, v in {**result.agent, **result.puncher}.items())
-        pytest.fail(NO_INTERNET.format(why=f"no STUN server answered within "
-                                           f"{time.monotonic() - started:.1f} s ({why})"), pytrace=False)
+        pytest.fail(
+            NO_INTERNET.format(
+                why=f"no STUN server answered within {time.monotonic() - started:.1f} s ({why})"
+            ),
+            pytrace=False,
+        )
     return result
 
 

@@ -41,7 +41,7 @@ def test_every_command_is_documented(rendered):
 
 
 def test_rendering_ignores_the_callers_environment(monkeypatch, rendered):
-    # A developer's ICEPEER_SIGNAL, a wide terminal or the venv's location must not leak into the file.
+    # A developer's ICEPEER_SIGNAL, a wide terminal or the venv's location must not leak in.
     monkeypatch.setenv("ICEPEER_SIGNAL", "ws://somewhere.else:1")
     monkeypatch.setenv("SIGNALING_PORT", "1")
     monkeypatch.setenv("COLUMNS", "200")
