@@ -324,3 +324,33 @@ async def test_relay_survives_the_loss_of_its_allocation(signaling_server):
             assert (after.local.address, after.local.port) != (before.address, before.port)
             await ca.send("after the restart")
             assert await asyncio.wait_for(cb.recv(), 5) == "after the restart"
+
+
+async def test_lost_handshake_datagrams_are_resent_early(signaling_server, monkeypatch):
+    # Drop the first two DTLS handshake datagrams anyone sends: OpenSSL alone
+    # would wait 1 s, then 2 s, to resend; icepeer resends the flight itself.
+    from icepeer.agent import Agent
+
+    dropped = []
+    original = Agent.send
+
+    async def lossy(self, data):
+        if data[:1] == b"\x16" and len(dropped) < 2:
+            dropped.append(len(data))
+            return
+        await original(self, data)
+
+    monkeypatch.setattr(Agent, "send", lossy)
+    async with two_peers(signaling_server.url) as (a, b):
+        await exchange(a, b)
+        assert len(dropped) == 2
+        assert a._transport.flights_resent + b._transport.flights_resent >= 1
+
+
+async def test_sctp_uses_webrtc_timers(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        await exchange(a, b)
+        from icepeer.transport import SCTP_RTO_MIN
+
+        # aiortc's RFC 4960 defaults are 3 s initial and 1 s minimum.
+        assert a._sctp._rto < 1.0 and a._sctp._rto >= SCTP_RTO_MIN
