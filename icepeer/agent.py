@@ -71,6 +71,8 @@ class AgentStats:
     rtt: float | None = None
     gathered: dict[str, int] = field(default_factory=dict)
     failures: list[GatherFailure] = field(default_factory=list)
+    #: Servers still being asked when the connection was made (their answers were not needed).
+    abandoned: list[str] = field(default_factory=list)
 
 
 class _Protocol(StunProtocol):
@@ -191,6 +193,7 @@ class Agent(aioice.Connection):
         self._tls_context = tls_context
         self._gathering: set[asyncio.Task[None]] = set()
         self._turn_clients: list[TurnFixes] = []
+        self._closing_tasks: set[asyncio.Future[None]] = set()
         self.stats = AgentStats()
         self.connected = False
         self.last_heard = time.monotonic()
@@ -263,7 +266,7 @@ class Agent(aioice.Connection):
                 self.stats.failures.append(GatherFailure(str(server), reason))
                 logger.info("no candidate from %s: %s", server, reason)
 
-        task = asyncio.create_task(guarded())
+        task = asyncio.create_task(guarded(), name=str(server))
         self._gathering.add(task)
         task.add_done_callback(self._gathered_one)
 
@@ -392,9 +395,7 @@ class Agent(aioice.Connection):
     def turn_client_of(self, pair: CandidatePair | None) -> TurnFixes | None:
         if pair is None or pair.local_candidate.type != "relay":
             return None
-        transport = pair.protocol.transport
-        inner = getattr(transport, "_TurnTransport__inner_protocol", None)
-        return inner if isinstance(inner, TurnFixes) else None
+        return _turn_client(pair.protocol)
 
     def heard(self) -> None:
         self.last_heard = time.monotonic()
@@ -405,6 +406,37 @@ class Agent(aioice.Connection):
         await super().connect()
         self.connected = True
         self.heard()
+        self._free_unused()
+
+    def _free_unused(self) -> None:
+        """Release every candidate but the selected pair's (RFC 8445 section 8.3).
+
+        Above all the TURN allocations nobody uses: a direct connection that
+        kept them would hold a relay on the server for its whole life.
+        """
+        selected = self.selected
+        if selected is None:
+            return
+        for task in list(self._gathering):
+            # Late servers: their candidates are of no use now.
+            self.stats.abandoned.append(task.get_name())
+            task.cancel()
+        unused = [p for p in self._protocols if p is not selected.protocol]
+        self._protocols = [selected.protocol]
+        self._check_list = [p for p in self._check_list if p.protocol is selected.protocol]
+        for protocol in unused:
+            client = _turn_client(protocol)
+            if client is not None:
+                client.closing()
+                self._turn_clients.remove(client)
+            self._spawn_close(protocol)
+        if unused:
+            logger.info("freed %d unused candidates", len(unused))
+
+    def _spawn_close(self, protocol: StunProtocol) -> None:
+        task = asyncio.ensure_future(protocol.close())
+        self._closing_tasks.add(task)
+        task.add_done_callback(self._closing_tasks.discard)
 
     # -- consent freshness and keepalives (RFC 7675, RFC 8445 section 11) -------
 
@@ -431,6 +463,12 @@ class Agent(aioice.Connection):
             client.closing()
         await super().close()
         self._turn_clients.clear()
+
+
+def _turn_client(protocol: StunProtocol) -> TurnFixes | None:
+    """The TURN client under a relay candidate's protocol (aioice keeps it private)."""
+    inner = getattr(getattr(protocol, "transport", None), "_TurnTransport__inner_protocol", None)
+    return inner if isinstance(inner, TurnFixes) else None
 
 
 async def _resolve(server: IceServerUrl) -> tuple[str, int]:

@@ -256,6 +256,7 @@ class Peer:
         self._restart_started = 0.0
         self._restarts = 0
         self._remote_types: dict[str, int] = {}
+        self._path: tuple[Endpoint, Endpoint] | None = None
         self._t0 = time.monotonic()
         self._marks: dict[str, float] = {}
         self._progress: list[str] = []
@@ -336,9 +337,13 @@ class Peer:
             report.consent_sent, report.consent_answered = stats.consent_sent, stats.consent_answered
             report.rtt_ms = round(stats.rtt * 1000, 2) if stats.rtt is not None else None
             report.server_failures = {f.server: f.reason for f in stats.failures}
+            report.servers_abandoned = list(stats.abandoned)
             report.malformed_stun, report.foreign_packets = stats.malformed, stats.foreign
             pair = agent.selected
-            if pair is not None:
+            if pair is None and self._path is not None:
+                # Closed since: the last path it had.
+                report.local, report.remote = self._path
+            elif pair is not None:
                 local = pair.local_candidate
                 turn_url = getattr(pair.protocol, "turn_url", None)
                 report.local = Endpoint(
@@ -350,6 +355,7 @@ class Peer:
                 )
                 remote = pair.remote_candidate
                 report.remote = Endpoint(type=remote.type, address=remote.host, port=remote.port)
+                self._path = (report.local, report.remote)
         report.remote_candidates = dict(self._remote_types)
         report.timings_ms = {k: round((v - self._t0) * 1000, 1) for k, v in self._marks.items()}
         report.ice_restarts = self._restarts
@@ -657,6 +663,7 @@ class Peer:
             self._fail(exc)
             return
         if not self._established.done():
+            self.report()  # remember the path, for reports after the end
             self._established.set_result(None)
 
     async def _connect_ice(self, agent: Agent) -> None:

@@ -46,6 +46,8 @@ class ConnectionReport:
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: STUN/TURN servers that gave no candidate, with the reason.
     server_failures: dict[str, str] = field(default_factory=dict)
+    #: STUN/TURN servers still being asked when the connection was made: not waited for.
+    servers_abandoned: list[str] = field(default_factory=list)
     ice_restarts: int = 0
     malformed_stun: int = 0
     foreign_packets: int = 0

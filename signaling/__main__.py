@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(parser, "--keyfile", env="SIGNALING_KEYFILE", help="TLS private key (PEM)")
     add(parser, "--ice-server", env="SIGNALING_ICE_SERVERS", action="append", default=[],
         help="STUN/TURN URL handed to every peer, without credentials (repeatable)")
-    add(parser, "--turn-secret", env="SIGNALING_TURN_SECRET",
+    add(parser, "--turn-secret", env="SIGNALING_TURN_SECRET", secret=True,
         help="coturn static-auth-secret: mint time-limited TURN credentials per join")
     add(parser, "--turn-url", env="SIGNALING_TURN_URLS", action="append", default=[],
         help="TURN URL the minted credentials are for (repeatable)")

@@ -24,12 +24,14 @@ def add_option(
     default: Any = None,
     type: Callable[[str], Any] = str,
     action: str | None = None,
+    secret: bool = False,
     **kwargs: Any,
 ) -> None:
     """Add an option whose default comes from ``env`` when that variable is set.
 
     ``action="append"`` reads a space- or comma-separated list from the
-    environment; ``action="store_true"`` reads 1/true/yes/on.
+    environment; ``action="store_true"`` reads 1/true/yes/on. A ``secret``
+    option never shows its value in ``--help``, only whether it is set.
     """
     raw = os.environ.get(env)
     if action == "store_true":
@@ -49,6 +51,8 @@ def add_option(
     else:
         value = default
     shown = "none" if value in (None, []) else value
+    if secret and value not in (None, []):
+        shown = f"set from {env}" if raw else "set"
     extra: dict[str, Any] = {"action": action} if action else {"type": type}
     if action == "append":
         extra["type"] = type

@@ -27,7 +27,6 @@ def add_parser(sub: Any) -> None:
         "line as a message and print each message received. Exit codes: 0 when stdin ends or "
         "the peer leaves and everything sent was delivered, 1 when the connection could not "
         "be made in time or the peer was lost, 2 for usage errors.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_connect_options(parser)
     add_host_address_option(parser)

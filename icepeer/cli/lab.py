@@ -105,6 +105,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--b", type=_kind, metavar="KIND",
                      help="router of host B (default: the same as --a)")
     run.add_argument("--mode", type=Mode, choices=list(Mode), default=Mode.ICE,
+                     metavar="{" + ",".join(m.value for m in Mode) + "}",
                      help="ice: STUN + TURN udp/tcp; ice-no-turn: STUN only; relay-only: TURN "
                      "only with --relay-only; punch: the hole puncher with STUN (default: ice)")
     run.add_argument("--pcap", metavar="DIR", help="capture each site's WAN side into DIR (tcpdump)")

@@ -89,9 +89,10 @@ async def test_black_holed_stun_server_does_not_delay_the_connection(signaling_s
         async with two_peers(signaling_server.url, ice_servers=servers, gather_timeout=30) as (a, b):
             await exchange(a, b)
             # Connected while the STUN query was still pending: nothing waited for it.
-            assert not a._agent.gathering_done.is_set()
-            assert not b._agent.gathering_done.is_set()
-            assert a.report().server_failures == {}
+            for peer in (a, b):
+                report = peer.report()
+                assert report.servers_abandoned == servers, report
+                assert report.server_failures == {}
     finally:
         hole.close()
 
@@ -354,3 +355,14 @@ async def test_sctp_uses_webrtc_timers(signaling_server):
 
         # aiortc's RFC 4960 defaults are 3 s initial and 1 s minimum.
         assert a._sctp._rto < 1.0 and a._sctp._rto >= SCTP_RTO_MIN
+
+
+async def test_unused_candidates_are_freed_and_the_report_outlives_the_connection(signaling_server, coturn):
+    servers = [coturn.turn_url("udp", credentials=True), coturn.turn_url("tcp", credentials=True)]
+    async with two_peers(signaling_server.url, ice_servers=servers) as (a, b):
+        await exchange(a, b)
+        assert a.report().local.type == "host"
+        # The direct path won: the relays are released (RFC 8445 section 8.3).
+        assert a._agent._turn_clients == [] and len(a._agent._protocols) == 1
+        path = a.report().path
+    assert a.report().path == path  # still known after close
