@@ -43,6 +43,7 @@ async def receive_files(
     on_offer: Callable[[Manifest], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     on_file: Callable[[FileResult, Path], None] | None = None,
+    offer_timeout: float | None = 30.0,
 ) -> Done:
     """Take the sender's offer into ``output`` and return what arrived (also sent to the sender).
 
@@ -52,7 +53,10 @@ async def receive_files(
     size or SHA-256 check is reported in the result, not raised.
     """
     try:
-        offer = parse(await channel.recv())
+        offer = parse(await asyncio.wait_for(channel.recv(), offer_timeout))
+    except TimeoutError:
+        raise TransferError(f"no offer from the peer within {offer_timeout:g} s: "
+                            "is it running 'icepeer send'?") from None
     except ChannelClosed:
         raise TransferError("the connection closed before the sender made an offer") from None
     except BadManifest as exc:

@@ -79,6 +79,8 @@ async def send_files(
         raise TransferError("the connection closed before the receiver answered") from None
     if isinstance(reply, Reject):
         raise Refused(f"the receiver refused: {reply.reason}")
+    if isinstance(reply, Offer):
+        raise TransferProtocolError("the peer is sending too: run 'icepeer receive' on the other side")
     if not isinstance(reply, Accept):
         raise TransferProtocolError(f"expected accept or reject, got {type(reply).__name__.lower()}")
     if on_accepted is not None:

@@ -166,3 +166,16 @@ async def test_the_sender_waits_for_acks_beyond_its_window(signaling_server, tmp
         assert not sender.done()
         assert 256 * 1024 <= ca.sent * 65536 <= 256 * 1024 + 2 * 65536  # one window and a message, then waiting
         sender.cancel()
+
+
+async def test_two_senders_or_two_receivers_say_so(signaling_server, tmp_path):
+    path = make(tmp_path / "f", 10)
+    async with two_peers(signaling_server.url) as (a, b):
+        ca, cb = await channels(a, b, LABEL)
+        results = await asyncio.gather(send_files(ca, describe_files([path])), send_files(cb, describe_files([path])),
+                                       return_exceptions=True)
+        assert all(isinstance(r, TransferError) and "the peer is sending too" in str(r) for r in results)
+        ca, cb = await channels(a, b, LABEL + "2")
+        results = await asyncio.gather(receive_files(ca, tmp_path, offer_timeout=0.3),
+                                       receive_files(cb, tmp_path, offer_timeout=0.3), return_exceptions=True)
+        assert all(isinstance(r, TransferError) and "is it running 'icepeer send'?" in str(r) for r in results)
