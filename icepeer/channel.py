@@ -39,7 +39,9 @@ class Channel:
         self.max_message_size = min(max_message_size or MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._opened = asyncio.get_running_loop().create_future()
-        self._low: asyncio.Future[None] | None = None
+        #: Set while less than HIGH_WATER waits to be sent; every blocked sender waits on it.
+        self._writable = asyncio.Event()
+        self._writable.set()
         self.sent = 0
         self.received = 0
         dc.bufferedAmountLowThreshold = LOW_WATER
@@ -112,9 +114,11 @@ class Channel:
         payload = data if isinstance(data, str) else bytes(data)
         self._dc.send(payload)
         self.sent += 1
-        while self._dc.bufferedAmount > HIGH_WATER and not self.closed:
-            self._low = asyncio.get_running_loop().create_future()
-            await self._low
+        if self._dc.bufferedAmount > HIGH_WATER:
+            self._writable.clear()
+        # Every sender waits on the same event, so concurrent senders all wake.
+        while not self._writable.is_set() and not self.closed:
+            await self._writable.wait()
 
     # -- receiving -------------------------------------------------------------
 
@@ -159,5 +163,4 @@ class Channel:
         self._on_low()
 
     def _on_low(self) -> None:
-        if self._low is not None and not self._low.done():
-            self._low.set_result(None)
+        self._writable.set()

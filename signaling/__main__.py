@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def run(config: ServerConfig) -> None:
+    # With thousands of connections, CPython's default collection thresholds
+    # run full collections that pause relaying for 300-500 ms (measured with
+    # 5,000 peers, docs/benchmarks.md). The server makes few reference cycles:
+    # collect far less often, and never scan the objects made at start-up.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -366,3 +366,24 @@ async def test_unused_candidates_are_freed_and_the_report_outlives_the_connectio
         assert a._agent._turn_clients == [] and len(a._agent._protocols) == 1
         path = a.report().path
     assert a.report().path == path  # still known after close
+
+
+async def test_concurrent_senders_all_wake_after_backpressure(signaling_server):
+    async with two_peers(signaling_server.url) as (a, b):
+        ca, cb = await channels(a, b)
+        count = 0
+
+        async def drain():
+            nonlocal count
+            while count < 400:
+                await cb.recv()
+                count += 1
+
+        async def send200():
+            for _ in range(200):
+                await ca.send(b"z" * 65536)  # well past the 1 MiB high-water mark
+
+        reader = asyncio.create_task(drain())
+        await asyncio.wait_for(asyncio.gather(send200(), send200()), 60)
+        await asyncio.wait_for(reader, 60)
+        assert count == 400
