@@ -16,11 +16,11 @@ from signaling.cliutil import add_option
 from ..errors import ConfigError, IcepeerError
 from ..punch import PunchConfig
 from ..punch.link import punch_connect
+from . import EXIT_FAILED, EXIT_USAGE
 from .common import Output, add_connect_options, chat, new_room_code
 
 logger = logging.getLogger(__name__)
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def _seconds(text: str) -> float:
