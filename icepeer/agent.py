@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 CONSENT_INTERVAL = 2.5
 #: Seconds between starting checks (RFC 8445 section 14.2, Ta), as aioice.
 CHECK_PACING = 0.02
+#: Seconds after connecting before unused candidates are released; a candidate
+#: through which the peer sent DTLS within IN_USE_WINDOW seconds is in use.
+FREE_AFTER = 2.0
+IN_USE_WINDOW = 6.0
 #: Extra early copies of a connectivity check, in seconds after the first.
 EARLY_RESENDS = (0.15, 0.3)
 
@@ -86,6 +90,8 @@ class _Protocol(StunProtocol):
         super().__init__(receiver)
         #: The connectivity check in progress towards each remote address.
         self.inflight: dict[tuple[str, int], stun.Message] = {}
+        #: When the peer last sent us DTLS through this candidate.
+        self.last_data = float("-inf")
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         addr = (addr[0], addr[1])
@@ -107,6 +113,7 @@ class _Protocol(StunProtocol):
             return
         if 19 < first < 64 and agent.is_pair_address(self, addr):
             agent.heard()
+            self.last_data = time.monotonic()
             agent.data_received(data if isinstance(data, bytes) else data.encode(), self.local_candidate.component)
             return
         agent.stats.foreign += 1
@@ -196,6 +203,7 @@ class Agent(aioice.Connection):
         self._gathering: set[asyncio.Task[None]] = set()
         self._turn_clients: list[TurnFixes] = []
         self._closing_tasks: set[asyncio.Future[None]] = set()
+        self._free_handle: asyncio.TimerHandle | None = None
         self.stats = AgentStats()
         self.connected = False
         self.last_heard = time.monotonic()
@@ -437,7 +445,8 @@ class Agent(aioice.Connection):
         self._query_consent_task = asyncio.create_task(self.query_consent())
         self.connected = True
         self.heard()
-        self._free_unused()
+        self._stop_gathering()
+        self._free_handle = asyncio.get_running_loop().call_later(FREE_AFTER, self._free_unused)
 
     def _check_list_maybe_complete(self) -> bool:
         complete = super()._check_list_maybe_complete()
@@ -452,22 +461,30 @@ class Agent(aioice.Connection):
         if self._check_list_done and not self._list_done.done():
             self._list_done.set_result(None)
 
-    def _free_unused(self) -> None:
-        """Release every candidate but the selected pair's (RFC 8445 section 8.3).
-
-        Above all the TURN allocations nobody uses: a direct connection that
-        kept them would hold a relay on the server for its whole life.
-        """
-        selected = self.selected
-        if selected is None:
-            return
+    def _stop_gathering(self) -> None:
         for task in list(self._gathering):
             # Late servers: their candidates are of no use now.
             self.stats.abandoned.append(task.get_name())
             task.cancel()
-        unused = [p for p in self._protocols if p is not selected.protocol]
-        self._protocols = [selected.protocol]
-        self._check_list = [p for p in self._check_list if p.protocol is selected.protocol]
+
+    def _free_unused(self) -> None:
+        """Release the candidates no path uses (RFC 8445 section 8.3), FREE_AFTER s after connecting.
+
+        Above all the TURN allocations nobody uses: a direct connection that
+        kept them would hold a relay on the server for its whole life. With
+        aggressive nomination the two sides may select different pairs (each
+        the first that succeeded for it), so a pair that carries the peer's
+        data stays too, not only our selected one.
+        """
+        self._free_handle = None
+        selected = self.selected
+        if selected is None or self._closing:
+            return
+        now = time.monotonic()
+        keep = {selected.protocol} | {p for p in self._protocols if now - getattr(p, "last_data", now - IN_USE_WINDOW) < IN_USE_WINDOW}
+        unused = [p for p in self._protocols if p not in keep]
+        self._protocols = [p for p in self._protocols if p in keep]
+        self._check_list = [p for p in self._check_list if p.protocol in keep]
         for protocol in unused:
             client = _turn_client(protocol)
             if client is not None:
@@ -501,6 +518,8 @@ class Agent(aioice.Connection):
                 logger.info("consent check could not be sent: %s", exc)
 
     async def close(self) -> None:
+        if self._free_handle is not None:
+            self._free_handle.cancel()
         for task in list(self._gathering):
             task.cancel()
         for client in self._turn_clients:

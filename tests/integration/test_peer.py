@@ -12,7 +12,9 @@ import pytest
 from aioice import stun
 
 import icepeer
+from icepeer.agent import FREE_AFTER
 from icepeer.coturn import Coturn, free_port
+from signaling.ice_urls import parse_ice_url
 from signaling.protocol import Relayed, Signal
 from signaling.rooms import Hub
 from signaling.server import ServerConfig, SignalingServer
@@ -106,9 +108,13 @@ async def test_wrong_turn_password(signaling_server, coturn):
     # Policy ALL: the host path still connects, and the report says what failed.
     async with two_peers(signaling_server.url, ice_servers=bad) as (a, b):
         await exchange(a, b)
-        await asyncio.sleep(0.3)
-        failures = a.report().server_failures
-        assert any("401" in reason for reason in failures.values()), failures
+        # The report names the TURN server: refused with 401, or (on a slow
+        # machine) abandoned because the host path connected before it answered.
+        report = a.report()
+        turn = str(parse_ice_url(bad[0]))
+        assert turn in report.server_failures or turn in report.servers_abandoned, report
+        if turn in report.server_failures:
+            assert report.server_failures[turn].startswith("401")
 
 
 class TamperingHub(Hub):
@@ -362,6 +368,7 @@ async def test_unused_candidates_are_freed_and_the_report_outlives_the_connectio
     async with two_peers(signaling_server.url, ice_servers=servers) as (a, b):
         await exchange(a, b)
         assert a.report().local.type == "host"
+        await asyncio.sleep(FREE_AFTER + 0.5)
         # The direct path won: the relays are released (RFC 8445 section 8.3).
         assert a._agent._turn_clients == [] and len(a._agent._protocols) == 1
         path = a.report().path
