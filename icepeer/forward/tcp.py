@@ -76,7 +76,7 @@ class TcpStream:
         self._buffer: deque[bytes] = deque()
         self._wake_writer = asyncio.Event()
         self._peer_eof = False
-        self._send_lock = asyncio.Lock()  # Channel.send is not safe for concurrent callers
+        self._send_lock = asyncio.Lock()  # frames from the reader and the writer task go out whole, in turn
         self._reset: Reset | None = None  # to send once the tasks are stopped
         self._finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
