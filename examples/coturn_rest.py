@@ -41,7 +41,7 @@ async def relay_only_peer(signal: str, room: str, extra_servers: list[str], time
     async with icepeer.connect(
         signal, room, ice_servers=extra_servers, relay_only=True, timeout=timeout
     ) as peer:
-        report = peer.report()  # now: once the other side closes, the path is gone
+        report = peer.report()
         print(report.describe(), flush=True)
         if report.local is None or report.local.type != "relay":
             raise icepeer.ConnectFailed(f"expected a relayed path, got {report.path}")
