@@ -127,8 +127,12 @@ async def run_pair(script: str, method: str, room: str, env: Env, extra: list[st
     return results
 
 
-def child_parser(description: str) -> argparse.ArgumentParser:
+def child_parser(description: str, *, runs: int, methods: str) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark takes, and the hidden ones of its children."""
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=runs, help="repetitions per cell")
+    parser.add_argument("--methods", default=methods, help="comma-separated: " + ",".join(OPENERS))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--child", metavar="METHOD", help=argparse.SUPPRESS)
     parser.add_argument("--room", help=argparse.SUPPRESS)
     parser.add_argument("--signal", help=argparse.SUPPRESS)

@@ -48,10 +48,7 @@ def scenarios(env) -> list[tuple[str, list[str], bool]]:
 
 
 async def main() -> int:
-    parser = child_parser(__doc__)
-    parser.add_argument("--runs", type=int, default=5, help="repetitions per cell")
-    parser.add_argument("--methods", default="icepeer,aiortc,punch", help="comma-separated: " + ",".join(OPENERS))
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser = child_parser(__doc__, runs=5, methods="icepeer,aiortc,punch")
     args = parser.parse_args()
     if args.child:
         await child(args)

@@ -66,12 +66,9 @@ async def child(args) -> None:
 
 
 async def main() -> int:
-    parser = child_parser(__doc__)
+    parser = child_parser(__doc__, runs=3, methods="icepeer,aiortc,udp")
     parser.add_argument("--size", type=int, default=1024, help=argparse_suppress())
     parser.add_argument("--megabytes", type=int, default=8, help="data sent per run, in MiB")
-    parser.add_argument("--runs", type=int, default=3, help="repetitions per cell")
-    parser.add_argument("--methods", default="icepeer,aiortc,udp", help="comma-separated: " + ",".join(OPENERS))
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     if args.child:
         await child(args)
