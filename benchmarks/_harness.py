@@ -39,8 +39,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.rtcconfiguration import RTCIceTransportPolicy  # noqa: E402
 
 import icepeer  # noqa: E402
+from icecommon.urls import parse_ice_url  # noqa: E402
 from signaling.client import SignalingClient  # noqa: E402
-from signaling.ice_urls import parse_ice_url  # noqa: E402
 from signaling.protocol import PeerJoined, Relayed  # noqa: E402
 
 LOOPBACK = "127.0.0.1"

@@ -78,7 +78,7 @@ async def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    header = f"| scenario | " + " | ".join(methods) + " | " + " | ".join(f"{m}/icepeer" for m in methods if m != "icepeer") + " |"
+    header = "| scenario | " + " | ".join(methods) + " | " + " | ".join(f"{m}/icepeer" for m in methods if m != "icepeer") + " |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name, cells in results.items():

@@ -24,7 +24,7 @@ async def main() -> int:
     parser.add_argument("--cells", default="prc:prc,prc:sym")
     parser.add_argument("--modes", default="ice,punch")
     args = parser.parse_args()
-    print(f"| cell | mode | idle | conntrack UDP timeout | alive after | path | ICE restart |")
+    print("| cell | mode | idle | conntrack UDP timeout | alive after | path | ICE restart |")
     print("|---|---|---|---|---|---|---|")
     for pair in args.cells.split(","):
         a, b = (NatKind(k) for k in pair.split(":"))

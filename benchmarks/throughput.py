@@ -45,7 +45,7 @@ async def child(args) -> None:
             idle = 1.0 if link.lossy else 120.0
             while received < count:
                 try:
-                    data = await asyncio.wait_for(link.recv(), idle)
+                    await asyncio.wait_for(link.recv(), idle)
                 except TimeoutError:
                     break
                 now = time.monotonic()

@@ -39,7 +39,7 @@ import time
 from typing import Any
 
 import icepeer
-from signaling.ice_urls import IceServerUrl, parse_ice_url
+from icecommon.urls import IceServerUrl, parse_ice_url
 
 #: label -> the options of Peer.channel()
 CHANNELS: dict[str, dict[str, Any]] = {

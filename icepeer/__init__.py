@@ -2,6 +2,7 @@
 
 import logging
 
+from .channel import Channel
 from .errors import (
     BadDescription,
     ChannelClosed,
@@ -16,8 +17,6 @@ from .errors import (
     SignalingFailed,
     TurnError,
 )
-
-from .channel import Channel
 from .peer import Closed, PathChanged, PathLost, Peer, PeerEvent, connect
 from .report import ConnectionReport, Endpoint
 

@@ -38,7 +38,7 @@ from aioice import stun
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import ICE_COMPLETED, ICE_FAILED, CandidatePair, StunProtocol, TransportPolicy
 
-from signaling.ice_urls import IceServerUrl
+from icecommon.urls import IceServerUrl
 
 from .turn import TurnFixes, allocate
 
@@ -296,7 +296,6 @@ class Agent(aioice.Connection):
             self._check_list_maybe_fail()
 
     async def _srflx(self, protocol: _Protocol, server: IceServerUrl) -> None:
-        loop = asyncio.get_running_loop()
         address = await _resolve(server)
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
         response, _ = await protocol.request(request, address)
@@ -398,9 +397,8 @@ class Agent(aioice.Connection):
 
     def is_pair_address(self, protocol: StunProtocol, addr: tuple[str, int]) -> bool:
         selected = self.selected
-        if selected is not None:
-            if selected.protocol is protocol and selected.remote_addr == addr:
-                return True
+        if selected is not None and selected.protocol is protocol and selected.remote_addr == addr:
+            return True
         return any(p.protocol is protocol and p.remote_addr == addr for p in self._check_list)
 
     def turn_client_of(self, pair: CandidatePair | None) -> TurnFixes | None:

@@ -22,6 +22,7 @@ import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 from aioice import stun
 
@@ -171,7 +172,7 @@ class Coturn:
             args += [f"--user={u}:{p}" for u, p in self.users.items()]
         args += self.extra_args
         if self.netns:
-            args = ["ip", "netns", "exec", self.netns] + args
+            args = ["ip", "netns", "exec", self.netns, *args]
         return args
 
     async def start(self, *, timeout: float = 5.0) -> None:
@@ -188,7 +189,7 @@ class Coturn:
         )
         try:
             await self._wait_ready(timeout)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - cancelled too: stop the process, then say why
             tail = self.log_tail()
             await self.stop()
             raise CoturnUnavailable(f"turnserver did not start within {timeout}s:\n{tail}") from None
@@ -244,7 +245,7 @@ class Coturn:
         self._dir.cleanup()
         await self.start()
 
-    async def __aenter__(self) -> Coturn:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

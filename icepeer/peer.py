@@ -36,10 +36,8 @@ from aiortc import (
 from aiortc.rtcdtlstransport import RTCDtlsFingerprint, RTCDtlsParameters
 from aiortc.rtcsctptransport import RTCSctpCapabilities
 
-from signaling.client import SignalingClient
-from signaling.exceptions import ConfigError as SignalingConfigError
-from signaling.exceptions import ServerRefused, SignalingUnavailable
-from signaling.ice_urls import IceServerUrl, parse_ice_servers, parse_ice_url
+from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers, parse_ice_url
+from signaling.client import ServerRefused, SignalingClient, SignalingUnavailable
 from signaling.protocol import Error as SignalingError
 from signaling.protocol import PeerJoined, PeerLeft, Relayed, valid_room
 
@@ -124,7 +122,7 @@ def _as_urls(servers: Iterable[str | IceServerUrl | dict[str, Any]]) -> list[Ice
                 urls.append(parse_ice_url(server))
             else:
                 urls += parse_ice_servers([server])
-    except SignalingConfigError as exc:
+    except BadUrl as exc:
         raise ConfigError(str(exc)) from None
     return urls
 
@@ -470,7 +468,7 @@ class Peer:
         self._mark("joined")
         try:
             self._ice_servers = self._ice_servers + parse_ice_servers(self._sig.ice_servers)
-        except SignalingConfigError as exc:
+        except BadUrl as exc:
             logger.warning("ignoring the signaling server's ICE servers: %s", exc)
         self._certificate = RTCCertificate.generateCertificate()
         self._agent = self._make_agent()
@@ -659,7 +657,7 @@ class Peer:
             self._sctp = SctpTransport(self._dtls)
             self._sctp.on("datachannel", self._on_remote_channel)
             await self._sctp.start(RTCSctpCapabilities(maxMessageSize=remote.max_message_size), remote.sctp_port)
-        except Exception as exc:  # handed to connect()'s caller through _established
+        except Exception as exc:  # noqa: BLE001 - handed to connect()'s caller through _established
             self._fail(exc)
             return
         if not self._established.done():

@@ -25,7 +25,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Union
+from typing import Any
 
 from aioice import Candidate
 
@@ -100,7 +100,7 @@ class PeerBye:
     """The peer is closing on purpose."""
 
 
-Action = Union[Send, StartIce, RestartIce, AddRemoteCandidate, PeerBye]
+Action = Send | StartIce | RestartIce | AddRemoteCandidate | PeerBye
 
 
 # -- candidate JSON (RTCIceCandidateInit) -------------------------------------

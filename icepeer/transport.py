@@ -129,7 +129,7 @@ class IceTransport:
         self.flights_resent += 1
         logger.debug("resending a DTLS flight of %d datagrams", len(self._flight))
         for datagram in self._flight:
-            asyncio.ensure_future(self._transmit(datagram))
+            asyncio.ensure_future(self._transmit(datagram))  # noqa: RUF006 - short-lived sends
         self._flight_rto = min(self._flight_rto * 2, FLIGHT_RTO_MAX)
         self._arm()
 

@@ -166,12 +166,12 @@ async def allocate(
     ``aioice.ice.relayed_candidate`` with the repaired protocols above.
     """
     loop = asyncio.get_running_loop()
-    kwargs: dict[str, Any] = dict(
-        username=username,
-        password=password,
-        lifetime=turn.DEFAULT_ALLOCATION_LIFETIME,
-        channel_refresh_time=turn.DEFAULT_CHANNEL_REFRESH_TIME,
-    )
+    kwargs: dict[str, Any] = {
+        "username": username,
+        "password": password,
+        "lifetime": turn.DEFAULT_ALLOCATION_LIFETIME,
+        "channel_refresh_time": turn.DEFAULT_CHANNEL_REFRESH_TIME,
+    }
     inner: TurnFixes
     if transport == "tcp":
         _, inner = await loop.create_connection(

@@ -9,7 +9,8 @@ import logging
 import signal
 import sys
 
-from .cliutil import add_option
+from icecommon.options import add_option
+
 from .exceptions import SignalingError
 from .protocol import SUBPROTOCOL
 from .server import ServerConfig, SignalingServer

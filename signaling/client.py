@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Generator
-from typing import Any
+from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -36,7 +37,8 @@ from .protocol import (
     parse_server,
 )
 
-__all__ = ["SignalingClient", "Event", "join"]
+# The errors the client raises belong to its API (icepeer imports them from here).
+__all__ = ["SignalingClient", "Event", "join", "ServerRefused", "SignalingUnavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,15 +143,13 @@ class SignalingClient:
 
     async def leave(self) -> None:
         """Leave the room (the others get ``peer-left``) and close."""
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await self._ws.send(Leave().to_json())
-        except ConnectionClosed:
-            pass
         await self._ws.close()
 
     close = leave
 
-    async def __aenter__(self) -> SignalingClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

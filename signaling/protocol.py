@@ -17,7 +17,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .exceptions import ProtocolError
 
@@ -100,7 +100,7 @@ class Leave:
         return _dump({"type": "leave"})
 
 
-ClientMessage = Union[Join, Signal, Leave]
+ClientMessage = Join | Signal | Leave
 
 # -- server to client -------------------------------------------------------
 
@@ -160,7 +160,7 @@ class Error:
         return _dump({"type": "error", "code": self.code, "message": self.message})
 
 
-ServerMessage = Union[Joined, PeerJoined, PeerLeft, Relayed, Error]
+ServerMessage = Joined | PeerJoined | PeerLeft | Relayed | Error
 
 # -- parsing ------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
     if name not in obj:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{obj['type']!r} needs a {name!r} field")
     value = obj[name]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ProtocolError(
             ErrorCode.BAD_MESSAGE,
             f"{name!r} must be a {kind.__name__}, got {type(value).__name__}",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -22,8 +23,9 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
+from icecommon.urls import BadUrl, IceServerUrl, parse_ice_url
+
 from .exceptions import ConfigError, ProtocolError
-from .ice_urls import parse_ice_url
 from .limits import TokenBucket
 from .protocol import SUBPROTOCOL, Error, ErrorCode, parse_client
 from .rooms import Hub, Outgoing, Session
@@ -35,6 +37,13 @@ logger = logging.getLogger(__name__)
 
 # RFC 6455 section 7.4.1
 CLOSE_POLICY = 1008
+
+
+def _parse(url: str, option: str) -> IceServerUrl:
+    try:
+        return parse_ice_url(url)
+    except BadUrl as exc:
+        raise ConfigError(f"{option}: {exc}") from None
 
 
 @dataclass
@@ -73,13 +82,13 @@ class ServerConfig:
         if self.rate <= 0 or self.burst < 1:
             raise ConfigError("--rate must be positive and --burst at least 1")
         for url in self.ice_servers:
-            if parse_ice_url(url).username is not None:
+            if _parse(url, "--ice-server").username is not None:
                 raise ConfigError(
                     f"--ice-server {url!r} carries a password: long-lived TURN passwords must "
                     "not reach clients; use --turn-secret with --turn-url instead"
                 )
         for url in self.turn_urls:
-            parsed = parse_ice_url(url)
+            parsed = _parse(url, "--turn-url")
             if not parsed.is_turn or parsed.username is not None:
                 raise ConfigError(f"--turn-url {url!r} must be a turn: or turns: URL without credentials")
         if bool(self.turn_secret) != bool(self.turn_urls):
@@ -137,6 +146,7 @@ class SignalingServer:
         self.hub = Hub(room_size=self.config.room_size, ice_servers=self.config.ice_servers_for)
         self.metrics = _Metrics()
         self._server: Server | None = None
+        self._closers: set[asyncio.Future[None]] = set()
 
     @property
     def port(self) -> int:
@@ -195,7 +205,7 @@ class SignalingServer:
         assert self._server is not None
         await self._server.serve_forever()
 
-    async def __aenter__(self) -> SignalingServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -264,7 +274,9 @@ class SignalingServer:
 
         def expire() -> None:
             logger.info("closing %s: no join within %ss", ws.remote_address, self.config.join_timeout)
-            asyncio.ensure_future(ws.close(CLOSE_POLICY, "join a room first"))
+            task = asyncio.ensure_future(ws.close(CLOSE_POLICY, "join a room first"))
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
 
         return asyncio.get_running_loop().call_later(self.config.join_timeout, expire)
 
@@ -273,11 +285,9 @@ class SignalingServer:
             if isinstance(message, Error):
                 self.metrics.errors[message.code] += 1
             ws: ServerConnection = session.transport
-            try:
+            # A recipient that is gone: its own handler cleans up after it.
+            with contextlib.suppress(ConnectionClosed):
                 await ws.send(message.to_json())
-            except ConnectionClosed:
-                # The recipient is gone; its own handler cleans up after it.
-                pass
 
 
 def _select_subprotocol(

@@ -16,7 +16,7 @@ def make_certificate(directory: Path, name: str = "localhost") -> tuple[str, str
     """Write cert.pem and key.pem valid for localhost and 127.0.0.1; return their paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

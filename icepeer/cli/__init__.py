@@ -6,9 +6,9 @@ Exit codes: 0 ok, 1 failed (could not connect, peer lost), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import importlib.util
-import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine
@@ -16,7 +16,6 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, IcepeerError
-from signaling.exceptions import ConfigError as SignalingConfigError
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     command: Command = args.run
     try:
         return asyncio.run(command(args))
-    except (ConfigError, SignalingConfigError) as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except IcepeerError as exc:

@@ -17,12 +17,9 @@ import secrets
 import sys
 from typing import Any, Protocol
 
-from signaling.cliutil import add_option
-from signaling.exceptions import ConfigError as SignalingConfigError
-from signaling.ice_urls import IceServerUrl, parse_ice_url
+from icecommon.options import add_option
+from icecommon.urls import BadUrl, IceServerUrl, parse_ice_url
 from signaling.protocol import valid_room
-
-from ..errors import ConfigError
 
 __all__ = [
     "DEFAULT_SIGNAL_URL",
@@ -42,7 +39,7 @@ def ice_url(text: str) -> IceServerUrl:
     """argparse type for ``--ice-server``: a bad URL is a usage error."""
     try:
         return parse_ice_url(text)
-    except SignalingConfigError as exc:
+    except BadUrl as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 

@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from signaling.cliutil import add_option
+from icecommon.options import add_option
 
 from ..channel import Channel
 from ..errors import ConfigError, IcepeerError

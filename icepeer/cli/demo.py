@@ -9,10 +9,9 @@ import sys
 import time
 from typing import Any
 
-from signaling.server import ServerConfig, SignalingServer
-
 from ..coturn import Coturn, turnserver_path
 from ..peer import Peer, connect
+from ..signaling_process import SignalingProcess
 
 ROOM = "demo"
 
@@ -21,7 +20,7 @@ def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
         help="run signaling, coturn and two peers on loopback",
-        description="Start an embedded signaling server and coturn (when installed) on free "
+        description="Start the signaling server and coturn (when installed) on free "
         "loopback ports, connect two peers, exchange a message each way, print the connection "
         "report; then the same again relay-only through coturn.",
     )
@@ -56,7 +55,7 @@ async def run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
-        server = await stack.enter_async_context(SignalingServer(ServerConfig(port=0)))
+        server = await stack.enter_async_context(SignalingProcess())
         say(f"signaling server on {server.url}")
         servers: list[str] = []
         if turnserver_path():

@@ -9,7 +9,7 @@ import signal
 import time
 from typing import Any
 
-from signaling.cliutil import add_option
+from icecommon.options import add_option
 
 from ..errors import ConfigError, IcepeerError
 from ..forward import DEFAULT_WINDOW, ForwardConfig, Forwarder, Mode, Transport, parse_endpoint

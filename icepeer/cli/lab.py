@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from signaling.cliutil import add_option
+from icecommon.options import add_option
 
 from ..errors import ConfigError
 from ..lab import executor
@@ -231,7 +231,7 @@ async def _matrix_cmd(args: argparse.Namespace) -> int:
     todo = pairs(kinds)
     total = len(todo) * len(modes)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any peer runs
     matrix = Matrix(kinds, modes)
     started = time.monotonic()
     done = 0

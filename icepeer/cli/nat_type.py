@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from signaling.cliutil import add_option
+from icecommon.options import add_option
 
 from ..errors import ConfigError
 from ..nat import discover

@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from signaling.cliutil import add_option
+from icecommon.options import add_option
 
 from ..errors import ConfigError, IcepeerError
 from ..punch import PunchConfig

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from signaling.cliutil import add_option
+from icecommon.options import add_option
 from signaling.protocol import valid_room
 
 from ..errors import ConfigError, IcepeerError
@@ -195,7 +195,7 @@ async def _ask_code(out: Output) -> str | None:
 async def run_receive(args: argparse.Namespace) -> int:
     out = Output(json_mode=args.json)
     output: Path = args.output
-    if not output.is_dir():
+    if not output.is_dir():  # noqa: ASYNC240 - once, before connecting
         out.error(f"--output {output}: not a directory")
         return EXIT_USAGE
     if not os.access(output, os.W_OK | os.X_OK):

@@ -8,6 +8,7 @@ runs external tools (``ip``, ``iptables-restore``, ``nft``, ``tc``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -141,10 +142,8 @@ async def remove_namespaces(names: Sequence[str], *, grace: float = 2.0) -> None
 
 
 def _kill(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _alive(pid: int) -> bool:

@@ -115,7 +115,7 @@ class Lab:
         # teardown, an error in it), the interpreter still removes the lab.
         atexit.register(self._remove_now)
         try:
-            MARKERS.mkdir(parents=True, exist_ok=True)
+            MARKERS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - tiny, before anything runs
             self._marker.write_text(f"{os.getpid()}\n")
             if self.topology.options.netem:
                 self.netem, self.netem_error = await executor.netem_available(self.topology.prefix)

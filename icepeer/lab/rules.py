@@ -81,7 +81,7 @@ class Router:
             NatKind.UDPBLOCK: {"block_udp": True},
             NatKind.SAME_LAN: {},
             NatKind.SAME_LAN_HAIRPIN: {"hairpin": True},
-        }.get(kind, None)  # type: ignore[assignment]
+        }.get(kind)  # type: ignore[assignment]
         if behaviour is None:
             raise ValueError(f"kind {kind.value!r} has no router")
         return cls(**{**behaviour, **fields})  # type: ignore[arg-type]

@@ -13,8 +13,7 @@ from collections.abc import Iterable
 
 import ifaddr
 
-from signaling.exceptions import ConfigError as SignalingConfigError
-from signaling.ice_urls import IceServerUrl, parse_ice_url
+from icecommon.urls import BadUrl, IceServerUrl, parse_ice_url
 
 from ..errors import ConfigError
 
@@ -55,7 +54,7 @@ def stun_urls(urls: Iterable[str | IceServerUrl]) -> list[IceServerUrl]:
     for url in urls:
         try:
             parsed = parse_ice_url(url) if isinstance(url, str) else url
-        except SignalingConfigError as exc:
+        except BadUrl as exc:
             raise ConfigError(str(exc)) from None
         if parsed.scheme == "stun":
             if parsed not in out:

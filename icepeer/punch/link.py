@@ -26,10 +26,8 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import Any, NoReturn, Self
 
-from signaling.client import SignalingClient
-from signaling.exceptions import ConfigError as SignalingConfigError
-from signaling.exceptions import ServerRefused, SignalingUnavailable
-from signaling.ice_urls import IceServerUrl, parse_ice_servers
+from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers
+from signaling.client import ServerRefused, SignalingClient, SignalingUnavailable
 from signaling.protocol import Error, PeerJoined, PeerLeft, Relayed
 
 from ..errors import ChannelClosed, ConfigError, ConnectFailed, PeerLost, SignalingFailed
@@ -485,7 +483,7 @@ async def _open(
         joined = loop.time()
         try:
             urls += [u for u in stun_urls(parse_ice_servers(client.ice_servers)) if u not in urls]
-        except (SignalingConfigError, ConfigError) as exc:
+        except (BadUrl, ConfigError) as exc:
             logger.warning("ignoring the signaling server's ICE servers: %s", exc)
         servers, errors = await resolve_stun(urls, timeout=(config or PunchConfig()).stun_timeout)
         try:

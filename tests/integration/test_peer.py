@@ -12,10 +12,10 @@ import pytest
 from aioice import stun
 
 import icepeer
+from icecommon.urls import parse_ice_url
 from icepeer.agent import FREE_AFTER
 from icepeer.coturn import Coturn, free_port
-from signaling.ice_urls import parse_ice_url
-from signaling.protocol import Relayed, Signal
+from signaling.protocol import Signal
 from signaling.rooms import Hub
 from signaling.server import ServerConfig, SignalingServer
 from tests.certs import make_certificate
@@ -239,7 +239,7 @@ async def test_graceful_close_is_seen_by_the_peer(signaling_server):
     async with two_peers(signaling_server.url) as (a, b):
         await a.close()
         closed = await asyncio.wait_for(b.wait_closed(), 5)
-        assert closed.graceful and "closed" in closed.reason or "left" in closed.reason
+        assert (closed.graceful and "closed" in closed.reason) or "left" in closed.reason
 
 
 async def test_cut_network_is_detected(signaling_server):

@@ -10,8 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from signaling.client import SignalingClient, join
-from signaling.exceptions import ServerRefused, SignalingUnavailable
+from signaling.client import ServerRefused, SignalingClient, SignalingUnavailable, join
 from signaling.protocol import PeerJoined, PeerLeft, Relayed
 from signaling.server import ServerConfig, SignalingServer
 
@@ -210,4 +209,4 @@ async def test_ice_servers_are_handed_out(signaling_server):
         assert turn_entry["urls"] == ["turn:198.51.100.1:3478?transport=udp"]
         expiry, _, name = turn_entry["username"].partition(":")
         assert name == client.peer_id and int(expiry) > 0
-        assert "s" != turn_entry["credential"]
+        assert turn_entry["credential"] != "s"

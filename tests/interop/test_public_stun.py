@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from icecommon.urls import parse_ice_url
 from icepeer.agent import Agent
 from icepeer.punch.binding import BindingTransaction, parse_stun
 from icepeer.punch.gather import resolve_stun, stun_urls
-from signaling.ice_urls import parse_ice_url
 
 SERVERS = [
     "stun:stun.l.google.com:19302",
@@ -202,7 +202,7 @@ def test_the_ice_agent_learns_the_public_address(answers):
 def test_the_punchers_stun_client_learns_the_public_address(answers):
     learned = answers.mapped("puncher")
     assert len(learned) >= ENOUGH, f"too few answers: {answers.puncher}"
-    for server, (address, port) in learned.items():
+    for server, (address, _port) in learned.items():
         ip = ipaddress.ip_address(address)
         assert ip.version == 4 and ip.is_global, f"{server} says we are {address}"
 

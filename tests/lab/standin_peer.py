@@ -18,8 +18,8 @@ from typing import Any
 
 import aioice
 
+from icecommon.urls import parse_ice_url
 from signaling.client import join
-from signaling.ice_urls import parse_ice_url
 from signaling.protocol import PeerJoined, Relayed
 
 

@@ -9,6 +9,7 @@ from icepeer.lab.runner import run_pair
 from icepeer.lab.topology import Options
 from tests.conftest import require_coturn, require_root_netns
 
+
 async def idle_then_talk(a: NatKind, b: NatKind, mode: Mode, *, conntrack: int, idle: float) -> None:
     require_root_netns()
     require_coturn()

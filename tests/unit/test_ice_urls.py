@@ -1,7 +1,6 @@
 import pytest
 
-from signaling.exceptions import ConfigError
-from signaling.ice_urls import IceServerUrl, parse_ice_servers, parse_ice_url
+from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers, parse_ice_url
 
 
 @pytest.mark.parametrize(
@@ -31,7 +30,7 @@ def test_valid(text, expected):
     ],
 )
 def test_invalid(text):
-    with pytest.raises(ConfigError):
+    with pytest.raises(BadUrl):
         parse_ice_url(text)
 
 
@@ -50,7 +49,7 @@ def test_rtc_ice_server_entries():
     )
     assert [(u.scheme, u.username, u.password) for u in urls] == [
         ("stun", None, None), ("turn", "1:x", "c"), ("turns", "1:x", "c")]
-    with pytest.raises(ConfigError):
+    with pytest.raises(BadUrl):
         parse_ice_servers([{"urls": []}])
-    with pytest.raises(ConfigError):
+    with pytest.raises(BadUrl):
         parse_ice_servers(["stun:a"])  # type: ignore[list-item]

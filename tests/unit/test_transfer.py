@@ -271,7 +271,7 @@ def test_check_targets(tmp_path):
     manifest = Manifest((FileEntry("a", 1, SHA), FileEntry("d", 1, SHA), FileEntry("link", 1, SHA)))
     check_targets(manifest, tmp_path, overwrite=False)
     (tmp_path / "a").write_text("x")
-    with pytest.raises(Refused, match="'a' already exists .* --overwrite"):
+    with pytest.raises(Refused, match=r"'a' already exists .* --overwrite"):
         check_targets(manifest, tmp_path, overwrite=False)
     check_targets(manifest, tmp_path, overwrite=True)
     (tmp_path / "link").symlink_to(tmp_path / "nowhere")  # a dangling symlink counts as existing

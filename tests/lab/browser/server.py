@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path.startswith("/log?"):
             print(urllib.parse.unquote(self.path[5:]), flush=True)
             self.send_response(204)

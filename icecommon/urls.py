@@ -19,9 +19,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
-from .exceptions import ConfigError
+__all__ = ["BadUrl", "IceServerUrl", "parse_ice_url", "parse_ice_servers"]
 
-__all__ = ["IceServerUrl", "parse_ice_url", "parse_ice_servers"]
+
+class BadUrl(ValueError):
+    """A STUN/TURN URL or RTCIceServer entry that cannot be used; the message says why."""
+
 
 _SCHEMES = {"stun": 3478, "stuns": 5349, "turn": 3478, "turns": 5349}
 _HOST_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+")
@@ -60,41 +63,41 @@ class IceServerUrl:
 
 
 def parse_ice_url(text: str) -> IceServerUrl:
-    """Parse one STUN/TURN URL; raise :class:`ConfigError` if it is not one."""
+    """Parse one STUN/TURN URL; raise :class:`BadUrl` if it is not one."""
     if not isinstance(text, str) or ":" not in text:
-        raise ConfigError(f"not a STUN/TURN URL: {text!r} (expected e.g. stun:host:3478)")
+        raise BadUrl(f"not a STUN/TURN URL: {text!r} (expected e.g. stun:host:3478)")
     scheme, _, rest = text.partition(":")
     scheme = scheme.lower()
     if scheme not in _SCHEMES:
-        raise ConfigError(f"unknown scheme {scheme!r} in {text!r}: use stun, stuns, turn or turns")
+        raise BadUrl(f"unknown scheme {scheme!r} in {text!r}: use stun, stuns, turn or turns")
     rest = rest.removeprefix("//")
     rest, _, query = rest.partition("?")
     username = password = None
     if "@" in rest:
         auth, _, rest = rest.rpartition("@")
         if scheme not in ("turn", "turns"):
-            raise ConfigError(f"credentials belong to TURN URLs only: {text!r}")
+            raise BadUrl(f"credentials belong to TURN URLs only: {text!r}")
         user, sep, pwd = auth.partition(":")
         if not user or not sep:
-            raise ConfigError(f"credentials must be user:password@ in {text!r}")
+            raise BadUrl(f"credentials must be user:password@ in {text!r}")
         username, password = unquote(user), unquote(pwd)
     match = _HOST_RE.match(rest)
     if not match:
-        raise ConfigError(f"missing host in {text!r}")
+        raise BadUrl(f"missing host in {text!r}")
     host = match.group(0)
     tail = rest[match.end():]
     port = _SCHEMES[scheme]
     if tail:
         if not re.fullmatch(r":[0-9]{1,5}", tail) or not 0 < int(tail[1:]) < 65536:
-            raise ConfigError(f"bad port in {text!r}")
+            raise BadUrl(f"bad port in {text!r}")
         port = int(tail[1:])
     transport = "tcp" if scheme in ("stuns", "turns") else "udp"
     if query:
         key, _, value = query.partition("=")
         if scheme not in ("turn", "turns") or key != "transport" or value not in ("udp", "tcp"):
-            raise ConfigError(f"bad query {query!r} in {text!r}: only turn URLs take ?transport=udp|tcp")
+            raise BadUrl(f"bad query {query!r} in {text!r}: only turn URLs take ?transport=udp|tcp")
         if scheme == "turns" and value == "udp":
-            raise ConfigError(f"TURN over DTLS is not supported: {text!r}")
+            raise BadUrl(f"TURN over DTLS is not supported: {text!r}")
         transport = value
     return IceServerUrl(scheme, host.strip("[]"), port, transport, username, password)
 
@@ -104,12 +107,12 @@ def parse_ice_servers(entries: list[dict[str, Any]] | tuple[dict[str, Any], ...]
     out: list[IceServerUrl] = []
     for entry in entries:
         if not isinstance(entry, dict):
-            raise ConfigError(f"an ICE server entry must be an object, got {entry!r}")
+            raise BadUrl(f"an ICE server entry must be an object, got {entry!r}")
         urls = entry.get("urls", [])
         if isinstance(urls, str):
             urls = [urls]
         if not isinstance(urls, list) or not urls:
-            raise ConfigError(f"an ICE server entry needs 'urls': {entry!r}")
+            raise BadUrl(f"an ICE server entry needs 'urls': {entry!r}")
         for url in urls:
             parsed = parse_ice_url(url)
             if parsed.is_turn and parsed.username is None and "username" in entry:
