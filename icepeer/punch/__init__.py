@@ -6,7 +6,10 @@ the path it finds. See ``docs/puncher.md``.
 
 Layers: :mod:`.wire` (packet format), :mod:`.candidates` (the offer),
 :mod:`.binding` (STUN Binding, RFC 8489), :mod:`.reliable` (acknowledged
-mode), :mod:`.session` (the state machine, no I/O), :mod:`.link` (asyncio).
+mode), :mod:`.session` (the state machine, no I/O; its parts are
+:mod:`.config`, :mod:`.demux`, :mod:`.punching`, :mod:`.connected`,
+:mod:`.outbox` and :mod:`.report`), :mod:`.link` (asyncio; with
+:mod:`.startup`, :mod:`.pump`, :mod:`.rendezvous` and :mod:`.inbox`).
 """
 
 from __future__ import annotations

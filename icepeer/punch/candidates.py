@@ -24,7 +24,16 @@ from typing import Any
 
 from .wire import KEY_SIZE, TOKEN_SIZE
 
-__all__ = ["MAX_CANDIDATES", "BadOffer", "Candidate", "CandidateType", "Offer", "dedupe"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "BadOffer",
+    "Candidate",
+    "CandidateType",
+    "Offer",
+    "candidate_at",
+    "dedupe",
+    "ip_version",
+]
 
 #: An offer with more candidates is refused: each costs up to 30 probes.
 MAX_CANDIDATES = 16
@@ -81,6 +90,22 @@ class Candidate:
 
     def __str__(self) -> str:
         return f"{self.type.value} {self.address}:{self.port}"
+
+
+def candidate_at(addr: Address, known: Iterable[Candidate]) -> Candidate:
+    """The candidate of ``known`` at ``addr``, else a peer-reflexive one.
+
+    RFC 8445 section 7.2.5.3.1: an address never offered, seen as a packet's source.
+    """
+    return {c.addr: c for c in known}.get(addr) or Candidate(CandidateType.PRFLX, *addr)
+
+
+def ip_version(address: str) -> int | None:
+    """4 or 6; None if ``address`` is not an IP address."""
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return None
 
 
 def dedupe(candidates: Iterable[Candidate]) -> list[Candidate]:

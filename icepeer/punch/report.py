@@ -1,13 +1,18 @@
-"""What a punched connection measured: its path, timings, RTT and packet counts."""
+"""What a punched connection measured: its path, timings, RTT and packet counts.
+
+:class:`Tally` keeps the counts and milestones as the session runs;
+:class:`PunchReport` is the snapshot a caller gets.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from .candidates import Candidate
 
-__all__ = ["PunchReport"]
+__all__ = ["PunchReport", "Tally"]
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -76,3 +81,33 @@ class PunchReport:
             "stun_errors": list(self.stun_errors),
             "stun_mapped": [{"address": a, "port": p} for a, p in self.stun_mapped],
         }
+
+
+class Tally:
+    """Counts and milestones, kept as the session runs; :meth:`fill` copies them to a report."""
+
+    def __init__(self, origin: float) -> None:
+        #: Keyed by the names of :class:`PunchReport`'s packet, byte, message and datagram counts.
+        self.counts: Counter[str] = Counter()
+        #: Dropped datagrams by reason.
+        self.ignored: Counter[str] = Counter()
+        self._origin = origin
+        self._timings: dict[str, float] = {}
+
+    def mark(self, name: str, now: float) -> None:
+        """Record when milestone ``name`` was first reached (seconds from the origin)."""
+        self._timings.setdefault(name, now - self._origin)
+
+    def fill(self, report: PunchReport) -> PunchReport:
+        """``report`` with the counts, the ignored datagrams and the timings so far."""
+        c = self.counts
+        report.packets_sent, report.packets_received = c["packets_sent"], c["packets_received"]
+        report.packets_accepted = c["packets_accepted"]
+        report.bytes_sent, report.bytes_received = c["bytes_sent"], c["bytes_received"]
+        report.messages_sent, report.messages_received = c["messages_sent"], c["messages_received"]
+        report.datagrams_sent = c["datagrams_sent"]
+        report.datagrams_received = c["datagrams_received"]
+        report.packets_ignored = sum(self.ignored.values())
+        report.ignored = dict(self.ignored)
+        report.timings = dict(self._timings)
+        return report
