@@ -28,8 +28,10 @@ def looks_like_stun(data: bytes) -> bool:
 def parse_stun(data: bytes) -> codec.Message | None:
     """Decode a STUN message; None for anything malformed.
 
-    aioice raises ``struct.error`` (not ``ValueError``) on some malformed
-    attributes (see shared/NOTES.md), and more on others: catch them all here.
+    aioice 0.13's ``stun.parse_message`` raises ``struct.error``, not
+    ``ValueError``, on some malformed attributes (a PRIORITY, LIFETIME,
+    ICE-CONTROLLING or CHANNEL-NUMBER of the wrong length), and other errors
+    on others: catch them all here.
     """
     if not looks_like_stun(data):
         return None

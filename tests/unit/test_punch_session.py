@@ -615,7 +615,8 @@ def garbage(w: World) -> list[tuple[bytes, str]]:
     key = session_key(w.a.offer.key, w.b.offer.key)
     good = Packet(PacketType.PROBE, w.a.offer.token, 7).serialize(key)
     bad_stun = bytearray(bytes(codec.Message(codec.Method.BINDING, codec.Class.RESPONSE)))
-    # A PRIORITY attribute of the wrong length: aioice raises struct.error on it (NOTES.md).
+    # A PRIORITY attribute of the wrong length: aioice 0.13's stun.parse_message raises
+    # struct.error on it, not ValueError.
     attr = b"\x00\x24\x00\x02\x00\x01\x00\x00"
     bad_stun[2:4] = len(attr).to_bytes(2, "big")
     bad_stun += attr
