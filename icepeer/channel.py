@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiortc import RTCDataChannel
 
-from .errors import ChannelClosed, MessageTooLarge
+from .errors import ChannelClosed, ConfigError, MessageTooLarge
 
-__all__ = ["Channel", "HIGH_WATER", "LOW_WATER", "MAX_MESSAGE_SIZE"]
+__all__ = ["Channel", "HIGH_WATER", "LOW_WATER", "MAX_MESSAGE_SIZE", "check_reliability"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,16 @@ _CLOSED = object()
 class Channel:
     """One message channel. Iterate it with ``async for message in channel``."""
 
-    def __init__(self, dc: RTCDataChannel, *, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self,
+        dc: RTCDataChannel,
+        *,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+        on_closed: Callable[[Channel], None] | None = None,
+    ) -> None:
         self._dc = dc
+        self._on_closed = on_closed
+        self._ended = False
         self.max_message_size = min(max_message_size or MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._opened = asyncio.get_running_loop().create_future()
@@ -85,7 +93,12 @@ class Channel:
 
     @property
     def closed(self) -> bool:
-        return self._dc.readyState in ("closing", "closed")
+        return self._ended or self._dc.readyState in ("closing", "closed")
+
+    @property
+    def drained(self) -> bool:
+        """Closed, and every message received has been read."""
+        return self._ended and self._queue.qsize() <= 1
 
     def __repr__(self) -> str:
         kind = "reliable" if self.reliable else "partially reliable"
@@ -155,12 +168,30 @@ class Channel:
         if not self._opened.done():
             self._opened.set_result(None)
 
+    def abort(self) -> None:
+        """The connection is over: end the channel without closing its SCTP stream."""
+        self._on_close()
+
     def _on_close(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
         if not self._opened.done():
             self._opened.set_exception(ChannelClosed(f"channel {self.label!r} closed before it opened"))
             self._opened.exception()  # mark retrieved
         self._queue.put_nowait(_CLOSED)
         self._on_low()
+        if self._on_closed is not None:
+            self._on_closed(self)
 
     def _on_low(self) -> None:
         self._writable.set()
+
+
+def check_reliability(max_retransmits: int | None, max_packet_lifetime: int | None) -> None:
+    """Raise :class:`ConfigError` unless the partial reliability options make sense (RFC 8831 6.1)."""
+    if max_retransmits is not None and max_packet_lifetime is not None:
+        raise ConfigError("give max_retransmits or max_packet_lifetime, not both (RFC 8831 section 6.1)")
+    for name, value in (("max_retransmits", max_retransmits), ("max_packet_lifetime", max_packet_lifetime)):
+        if value is not None and not 0 <= value <= 65535:
+            raise ConfigError(f"{name} must be between 0 and 65535")

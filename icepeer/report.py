@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Endpoint", "ConnectionReport"]
+if TYPE_CHECKING:
+    from aioice.ice import CandidatePair
+
+    from .gathering import AgentStats
+
+__all__ = ["Endpoint", "ConnectionReport", "endpoints"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,16 @@ class ConnectionReport:
     malformed_stun: int = 0
     foreign_packets: int = 0
 
+    def add_agent(self, stats: AgentStats) -> None:
+        """Take the counters of the current ICE agent."""
+        self.gathered = dict(stats.gathered)
+        self.checks_sent, self.checks_answered = stats.checks_sent, stats.checks_answered
+        self.consent_sent, self.consent_answered = stats.consent_sent, stats.consent_answered
+        self.rtt_ms = round(stats.rtt * 1000, 2) if stats.rtt is not None else None
+        self.server_failures = {f.server: f.reason for f in stats.failures}
+        self.servers_abandoned = list(stats.abandoned)
+        self.malformed_stun, self.foreign_packets = stats.malformed, stats.foreign
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["local"] = self.local.to_dict() if self.local else None
@@ -85,3 +100,18 @@ class ConnectionReport:
         if self.ice_restarts:
             lines.append(f"  ICE restarts: {self.ice_restarts}")
         return "\n".join(lines)
+
+
+def endpoints(pair: CandidatePair) -> tuple[Endpoint, Endpoint]:
+    """Both ends of a selected candidate pair, with the TURN server of a relay."""
+    local = pair.local_candidate
+    turn_url = getattr(pair.protocol, "turn_url", None)
+    mine = Endpoint(
+        type=local.type,
+        address=local.host,
+        port=local.port,
+        protocol=("tls" if turn_url.secure else turn_url.transport) if turn_url else "udp",
+        server=f"{turn_url.host}:{turn_url.port}" if turn_url else None,
+    )
+    remote = pair.remote_candidate
+    return mine, Endpoint(type=remote.type, address=remote.host, port=remote.port)

@@ -39,6 +39,11 @@ __all__ = ["Fingerprint", "Description", "parse", "MID", "DEFAULT_SCTP_PORT"]
 MID = "0"
 DEFAULT_SCTP_PORT = 5000
 DEFAULT_MAX_MESSAGE_SIZE = 65536
+#: RFC 8841 section 6: max-message-size is an integer up to 4294967295 (0: no
+#: limit). A peer that cannot take even 1 KiB messages is refused here, with
+#: the field named, rather than accepted and then failing every send.
+MIN_MAX_MESSAGE_SIZE = 1024
+MAX_MAX_MESSAGE_SIZE = 2**32 - 1
 _SETUP = ("actpass", "active", "passive")
 # RFC 8445 section 5.3: ufrag 4+ and pwd 22+ ice-chars.
 _ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")
@@ -96,6 +101,15 @@ class Description:
         return "\r\n".join(lines) + "\r\n"
 
 
+def _integer(value: str | None, name: str, default: int) -> int:
+    """An SDP attribute's integer value (digits only, RFC 8866 section 9)."""
+    if value is None or value == "":
+        return default
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
+        raise BadDescription(f"a={name}:{value[:40]} is not a number")
+    return int(value)
+
+
 def parse(sdp: str) -> Description:
     """Parse an offer or answer; raise :class:`BadDescription` if it cannot carry data channels."""
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
@@ -138,13 +152,15 @@ def parse(sdp: str) -> Description:
     setup = get("setup") or "actpass"
     if setup not in _SETUP:
         raise BadDescription(f"a=setup:{setup} is not one of {', '.join(_SETUP)}")
-    try:
-        sctp_port = int(get("sctp-port") or DEFAULT_SCTP_PORT)
-        max_size = int(get("max-message-size") or DEFAULT_MAX_MESSAGE_SIZE)
-    except ValueError as exc:
-        raise BadDescription(f"bad a=sctp-port or a=max-message-size: {exc}") from None
+    sctp_port = _integer(get("sctp-port"), "sctp-port", DEFAULT_SCTP_PORT)
     if not 0 < sctp_port < 65536:
-        raise BadDescription(f"a=sctp-port:{sctp_port} out of range")
+        raise BadDescription(f"a=sctp-port:{sctp_port} out of range (1 to 65535)")
+    max_size = _integer(get("max-message-size"), "max-message-size", DEFAULT_MAX_MESSAGE_SIZE)
+    if max_size != 0 and not MIN_MAX_MESSAGE_SIZE <= max_size <= MAX_MAX_MESSAGE_SIZE:
+        raise BadDescription(
+            f"a=max-message-size:{max_size} out of range (0 for no limit, or "
+            f"{MIN_MAX_MESSAGE_SIZE} to {MAX_MAX_MESSAGE_SIZE})"
+        )
     candidates = []
     for value in application_lines.get("candidate", []):
         try:

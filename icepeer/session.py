@@ -167,6 +167,13 @@ class Negotiation:
         assert self.remote is not None, "DTLS role is known once the answer is"
         return "server" if self.remote.setup == "active" else "client"
 
+    def is_reoffer(self, data: Any) -> bool:
+        """Whether ``data`` is an offer that would restart ICE (a new generation of candidates)."""
+        return (
+            isinstance(data, dict) and data.get("type") == "offer"
+            and self.remote is not None and self.state in (State.STABLE, State.HAVE_LOCAL_OFFER)
+        )
+
     # -- events -----------------------------------------------------------
 
     def start(self) -> list[Action]:
@@ -254,6 +261,13 @@ class Negotiation:
     def _receive_answer(self, answer: sdp.Description) -> list[Action]:
         if self.state is not State.HAVE_LOCAL_OFFER:
             raise BadDescription(f"unexpected answer in state {self.state.value}")
+        # RFC 8842 section 5.3: the answerer picks active or passive, never
+        # actpass; and a role the opposite of ours, or both sides would be
+        # DTLS clients (or servers) and the handshake could never finish.
+        if answer.setup == "actpass":
+            raise BadDescription("a=setup:actpass in an answer (RFC 8842 section 5.3: active or passive)")
+        if answer.setup == self.local.setup:
+            raise BadDescription(f"a=setup:{answer.setup} in the answer, the same role as our offer")
         first = self.remote is None
         self.remote = answer
         self.state = State.STABLE

@@ -1,7 +1,8 @@
-"""The ICE transport as aiortc's DTLS layer sees it, and aiortc's SCTP with WebRTC's timers.
+"""The ICE transport as aiortc's DTLS layer sees it.
 
 ``aiortc.RTCDtlsTransport`` needs from its ICE transport only ``role``,
-``await _recv()`` and ``await _send(data)`` (``../shared/NOTES.md``).
+``await _recv()`` and ``await _send(data)`` (the private interface of
+aiortc's ``RTCIceTransport``, declared in :mod:`icepeer.compat.aiortc`).
 :class:`IceTransport` provides them over an :class:`icepeer.agent.Agent`,
 and can move to a new agent after an ICE restart without DTLS noticing:
 datagrams lost during the switch are retransmitted by SCTP.
@@ -12,10 +13,6 @@ one lost handshake datagram costs a second. Until the handshake is done,
 :class:`IceTransport` remembers the last flight sent and, if nothing comes
 back within 250 ms (doubling up to 1 s), sends it again: a retransmitted
 flight, exactly what the timer would send (RFC 6347 section 4.2.4).
-
-:class:`SctpTransport` uses the retransmission timers of WebRTC's own SCTP
-(dcsctp: RTO.Initial 500 ms, RTO.Min 400 ms) instead of RFC 4960's 3 s and
-1 s, so that a lost INIT or DATA chunk costs half a second, not three.
 """
 
 from __future__ import annotations
@@ -23,12 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiortc import RTCSctpTransport
-from aiortc.rtcsctptransport import SCTP_RTO_MAX
-
 from .agent import Agent
 
-__all__ = ["IceTransport", "SctpTransport"]
+__all__ = ["IceTransport"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +30,6 @@ logger = logging.getLogger(__name__)
 _HANDSHAKE_TYPES = (20, 21, 22)  # change_cipher_spec, alert, handshake
 FLIGHT_RTO_INITIAL = 0.25
 FLIGHT_RTO_MAX = 1.0
-
-SCTP_RTO_INITIAL = 0.5
-SCTP_RTO_MIN = 0.4
 
 
 class IceTransport:
@@ -53,6 +44,7 @@ class IceTransport:
         self._flight_rto = FLIGHT_RTO_INITIAL
         self._resend: asyncio.TimerHandle | None = None
         self.flights_resent = 0
+        self._sends: set[asyncio.Future[None]] = set()
 
     @property
     def role(self) -> str:
@@ -129,20 +121,8 @@ class IceTransport:
         self.flights_resent += 1
         logger.debug("resending a DTLS flight of %d datagrams", len(self._flight))
         for datagram in self._flight:
-            asyncio.ensure_future(self._transmit(datagram))  # noqa: RUF006 - short-lived sends
+            task = asyncio.ensure_future(self._transmit(datagram))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
         self._flight_rto = min(self._flight_rto * 2, FLIGHT_RTO_MAX)
         self._arm()
-
-
-class SctpTransport(RTCSctpTransport):
-    """aiortc's SCTP (RFC 8831) with dcsctp's retransmission timers."""
-
-    def __init__(self, transport: object, port: int = 5000) -> None:
-        super().__init__(transport, port)  # type: ignore[arg-type]
-        self._rto = SCTP_RTO_INITIAL
-
-    def _update_rto(self, R: float) -> None:
-        super()._update_rto(R)
-        # RFC 4960 section 6.3.1 C3-C7, with RTO.Min 400 ms instead of 1 s.
-        assert self._srtt is not None and self._rttvar is not None
-        self._rto = max(SCTP_RTO_MIN, min(self._srtt + 4 * self._rttvar, SCTP_RTO_MAX))

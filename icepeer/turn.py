@@ -1,8 +1,7 @@
 """TURN client (RFC 8656) on top of aioice's, with the faults we found fixed.
 
 aioice's TURN client protocols are used as they are, with three repairs
-(``../shared/NOTES.md`` measured each; ``tests/integration/test_turn_faults.py``
-shows them):
+(``tests/integration/test_turn_faults.py`` shows each against a real coturn):
 
 1. A malformed STUN message from the server makes ``stun.parse_message``
    raise ``struct.error``, which aioice does not catch: on TURN over TCP that
@@ -31,6 +30,8 @@ from typing import Any
 from aioice import stun, turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.utils import random_transaction_id
+
+from .compat.aioice import attach_turn
 
 __all__ = ["MAX_NONCE_RETRIES", "allocate", "TurnFixes"]
 
@@ -192,7 +193,7 @@ async def allocate(
     try:
         protocol = protocol_factory()
         turn_transport = turn.TurnTransport(inner)
-        await turn_transport._connect(protocol)
+        await attach_turn(turn_transport, protocol)
     except BaseException:
         inner.transport.close()
         raise

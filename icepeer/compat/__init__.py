@@ -1,0 +1,105 @@
+"""The only place that touches private names of aioice and aiortc.
+
+icepeer repairs aioice 0.13 and aiortc 1.16 from the outside (docs/peer.md
+lists each repair and the test that shows the fault). Some repairs need their
+private state: aioice's check list, the pair it nominated, the TURN client
+behind a relay candidate; aiortc's DTLS role setter and its SCTP timers and
+queues. Every such access lives in :mod:`icepeer.compat.aioice` or
+:mod:`icepeer.compat.aiortc`, and each name is declared once in their
+``PRIVATE_NAMES``, with the signature icepeer relies on. ``check()`` (run by
+``tests/unit/test_compat.py``) verifies them all against the installed
+versions, so an upgrade that renames one fails there, in one place, instead
+of somewhere deep in a connection. ``pyproject.toml`` pins both libraries to
+the minor series this layer was written for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+import textwrap
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Private", "Copied", "problems"]
+
+Kind = Literal["method", "attribute"]
+
+
+@dataclass(frozen=True)
+class Private:
+    """A private name of a library class that icepeer uses.
+
+    ``method``: looked up on the class; ``params`` are its parameter names
+    (``self`` included), checked when given. ``attribute``: an instance
+    attribute, found assigned (``self.name =`` or ``self.name:``) in the
+    class's ``__init__`` (or that of a base class).
+    """
+
+    owner: type
+    name: str
+    kind: Kind = "attribute"
+    params: tuple[str, ...] | None = None
+    why: str = ""
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.owner.__module__}.{self.owner.__qualname__}.{self.name}"
+
+    def problem(self) -> str | None:
+        """What is wrong with this name in the installed version, or ``None``."""
+        if self.kind == "method":
+            member = inspect.getattr_static(self.owner, self.name, None)
+            if member is None:
+                return f"{self.qualname}: missing"
+            if not callable(member) and not isinstance(member, (staticmethod, classmethod)):
+                return f"{self.qualname}: no longer a method"
+            if self.params is not None:
+                found = tuple(inspect.signature(getattr(self.owner, self.name)).parameters)
+                if found != self.params:
+                    return f"{self.qualname}: parameters {found}, icepeer expects {self.params}"
+            return None
+        pattern = re.compile(rf"\bself\.{re.escape(self.name)}\s*(:[^=]+)?=(?!=)")
+        for klass in self.owner.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or not inspect.isfunction(init):
+                continue
+            if pattern.search(inspect.getsource(init)):
+                return None
+        return f"{self.qualname}: no longer set in __init__"
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A library function whose body icepeer copied and changed: its source must not change."""
+
+    function: object
+    sha256: str
+    why: str = ""
+
+    def digest(self) -> str:
+        source = textwrap.dedent(inspect.getsource(self.function))  # type: ignore[arg-type]
+        return hashlib.sha256(source.encode()).hexdigest()
+
+    def problem(self) -> str | None:
+        if self.digest() != self.sha256:
+            name = getattr(self.function, "__qualname__", repr(self.function))
+            return f"{name}: its source changed since icepeer copied it ({self.why})"
+        return None
+
+
+def problems() -> list[str]:
+    """Every private name or copied body that does not match the installed aioice and aiortc."""
+    from . import aioice, aiortc
+
+    found: list[str] = []
+    for entry in (*aioice.PRIVATE_NAMES, *aiortc.PRIVATE_NAMES):
+        problem = entry.problem()
+        if problem is not None:
+            found.append(problem)
+    for copied in (*aioice.COPIED, *aiortc.COPIED):
+        problem = copied.problem()
+        if problem is not None:
+            found.append(problem)
+    return found

@@ -1,0 +1,350 @@
+"""The wiring of one connection: start-up, what the session asks for, and the endings.
+
+:class:`Connection` owns the three parts that :class:`icepeer.Peer` is a
+facade over, and routes between them:
+
+- the session: :class:`~icepeer.signaling_link.SignalingLink` (the room) and
+  :class:`~icepeer.negotiator.Negotiator` (offer, answer and candidates,
+  decided by :class:`~icepeer.session.Negotiation`, with no I/O);
+- the transport setup: :class:`~icepeer.stack.Stack` (DTLS, then SCTP);
+- the path monitor: :class:`~icepeer.monitor.PathMonitor` (the ICE agents,
+  and the path policy of :mod:`icepeer.path`).
+
+A connection flows one way: signaling -> ICE -> DTLS -> SCTP -> channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aioice.candidate import Candidate
+from aiortc import RTCDataChannel
+
+from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers
+
+from . import sdp
+from .agent import Agent
+from .channel import MAX_MESSAGE_SIZE
+from .channels import ChannelSet
+from .errors import (
+    BadDescription,
+    ConnectFailed,
+    IceFailed,
+    IcepeerError,
+    PeerLost,
+    SignalingFailed,
+    TurnError,
+)
+from .events import Closed, PathChanged, PathLost, PeerEvent
+from .monitor import PathMonitor
+from .negotiator import Negotiator
+from .path import PathConfig, RestartIce
+from .report import Endpoint, endpoints
+from .session import AddRemoteCandidate, Role
+from .signaling_link import SignalingLink
+from .stack import Stack
+
+__all__ = ["Connection"]
+
+logger = logging.getLogger("icepeer.peer")
+
+
+class Connection:
+    """Everything one :class:`icepeer.Peer` runs, and its state."""
+
+    def __init__(
+        self,
+        signal_url: str,
+        room: str,
+        *,
+        ice_servers: list[IceServerUrl],
+        relay_only: bool,
+        timeout: float | None,
+        peer_timeout: float,
+        host_addresses: list[str] | None,
+        gather_timeout: float,
+        tls_context: ssl.SSLContext | None,
+        signaling_ssl: ssl.SSLContext | None,
+    ) -> None:
+        self.room = room
+        self.relay_only = relay_only
+        self._ice_servers = ice_servers
+        self._timeout = timeout
+        self._agent_options: dict[str, Any] = {
+            "relay_only": relay_only, "host_addresses": host_addresses,
+            "gather_timeout": gather_timeout, "tls_context": tls_context,
+        }
+        self.link = SignalingLink(signal_url, room, timeout=timeout, ssl_context=signaling_ssl)
+        self._path_config = PathConfig.for_peer_timeout(peer_timeout)
+        self.monitor = PathMonitor(
+            self._path_config, make_agent=self._make_agent, spawn=self._spawn,
+            request_restart=self._restart_requested, peer_lost=lambda reason: self.peer_gone(False, reason),
+            switched=self._switched,
+        )
+        self.stack: Stack | None = None
+        self.session: Negotiator | None = None
+        self.channels = ChannelSet()
+        self.events: asyncio.Queue[PeerEvent] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        loop = asyncio.get_running_loop()
+        self.established: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[Closed] = loop.create_future()
+        self.closing = False
+        #: The last selected path: reports give it after the end too.
+        self.path: tuple[Endpoint, Endpoint] | None = None
+        self.t0 = time.monotonic()
+        self.marks: dict[str, float] = {}
+        self.on_progress: Callable[[str], None] | None = None
+
+    @property
+    def role(self) -> Role | None:
+        return self.session.role if self.session else None
+
+    @property
+    def remote_peer_id(self) -> str | None:
+        return self.link.remote_peer_id
+
+    def selected_path(self) -> tuple[Endpoint, Endpoint] | None:
+        """The current path's two ends, or the last one it had."""
+        agent = self.monitor.agent
+        pair = agent.selected if agent is not None else None
+        if pair is not None:
+            self.path = endpoints(pair)
+        return self.path
+
+    # -- start-up ---------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        logger.info("%s", text)
+        if self.on_progress is not None:
+            self.on_progress(text)
+
+    def mark(self, name: str) -> None:
+        self.marks.setdefault(name, time.monotonic())
+
+    async def start(self) -> None:
+        self.t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._join()
+                # Shielded: a timeout or cancel must not cancel the future itself,
+                # which `connected` and close() read afterwards.
+                await asyncio.shield(self.established)
+        except TimeoutError:
+            await self.teardown()
+            raise ConnectFailed(self._timeout_reason()) from None
+        except BaseException as exc:
+            await self.teardown()
+            if isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, IcepeerError):
+                raise ConnectFailed(f"connection failed: {exc}") from exc
+            raise
+
+    def _timeout_reason(self) -> str:
+        limit = f"{self._timeout:g} s"
+        if self.remote_peer_id is None:
+            return f"no peer joined room {self.room!r} within {limit}"
+        if "ice_connected" not in self.marks:
+            return f"ICE found no working path to the peer within {limit}" + self._failure_hint()
+        if "dtls_connected" not in self.marks:
+            return f"the DTLS handshake did not finish within {limit}"
+        return f"the connection did not open within {limit}"
+
+    def _failure_hint(self) -> str:
+        agent = self.monitor.agent
+        if agent is None:
+            return ""
+        hints = "".join(f"; {f.server}: {f.reason}" for f in agent.stats.failures)
+        gathered = ", ".join(f"{n} {t}" for t, n in sorted(agent.stats.gathered.items())) or "no candidates"
+        return f" (gathered {gathered}{hints})"
+
+    async def _join(self) -> None:
+        link = self.link
+        await link.join()
+        self.mark("joined")
+        try:
+            self._ice_servers = self._ice_servers + parse_ice_servers(link.ice_servers)
+        except BadUrl as exc:
+            logger.warning("ignoring the signaling server's ICE servers: %s", exc)
+        self.stack = Stack()
+        self.monitor.first_agent()
+        self.session = Negotiator(link, self.monitor, self, self.stack.fingerprints())
+        link.on_peer_left, link.on_lost = self._on_peer_left, self._on_link_lost
+        self._spawn(link.sender(), "signaling-sender")
+        self._spawn(link.reader(), "signaling-reader")
+        if link.peers:
+            self.session.begin(Role.ANSWERER, link.peers[0])
+        else:
+            self.say(f"joined room {self.room}, waiting for the peer")
+
+    def _make_agent(self) -> Agent:
+        agent = Agent(ice_servers=self._ice_servers, consent_interval=self._path_config.consent_interval,
+                      **self._agent_options)
+        agent.on_candidate = lambda candidate: self._on_local_candidate(agent, candidate)
+        agent.ice_controlling = self.role is Role.OFFERER
+        return agent
+
+    def _on_local_candidate(self, agent: Agent, candidate: Candidate | None) -> None:
+        if self.session is not None and not self.closing:
+            self.session.local_candidate(agent, candidate)
+
+    def _on_peer_left(self) -> None:
+        if self.session is not None and self.session.bye:
+            self.peer_gone(True, "peer left")
+        else:
+            self.peer_gone(False, "peer disconnected without closing (killed or crashed?)")
+
+    def _on_link_lost(self, reason: str) -> None:
+        self.monitor.signaling_lost()
+        if not self.established.done():
+            self.fail(SignalingFailed(f"lost the signaling server before connecting: {reason}"))
+        elif not self.closing:
+            logger.warning("signaling connection lost (%s): the connection goes on, "
+                           "but cannot be repaired if its path fails", reason)
+
+    # -- what the session asks for (SessionHooks) ---------------------------------
+
+    def peer_found(self, role: Role, remote_peer_id: str) -> None:
+        self.mark("peer_found")
+        self.say(f"peer {remote_peer_id[:8]} is here; {'offering' if role is Role.OFFERER else 'answering'}")
+
+    def start_ice(self, remote: sdp.Description) -> None:
+        assert self.monitor.agent is not None
+        self.monitor.prepare(self.monitor.agent, remote, controlling=self.role is Role.OFFERER)
+        self._spawn(self._establish(remote), "establish")
+
+    def restart_ice(self, ufrag: str, remote: sdp.Description) -> None:
+        self._spawn(self.monitor.restart(ufrag, remote, controlling=self.role is Role.OFFERER), "ice-restart")
+
+    def add_remote_candidate(self, action: AddRemoteCandidate) -> None:
+        self._spawn(self.monitor.add_remote_candidate(action.ufrag, action.candidate), "remote-candidate")
+
+    def negotiation_failed(self, exc: BadDescription) -> None:
+        if not self.established.done():
+            self.fail(BadDescription(f"the peer sent something unusable: {exc}"))
+        else:
+            logger.warning("ignoring a bad message from the peer: %s", exc)
+
+    # -- ICE, DTLS, SCTP ---------------------------------------------------------
+
+    async def _establish(self, remote: sdp.Description) -> None:
+        stack, session = self.stack, self.session
+        assert stack is not None and session is not None
+        try:
+            await self._connect_ice()
+            self.mark("ice_connected")
+            self.say(f"ICE connected: {_describe(self.selected_path())}")
+            agent = self.monitor.agent
+            assert agent is not None
+            await stack.start_dtls(agent, controlling=self.role is Role.OFFERER, dtls_role=session.dtls_role,
+                                   remote=remote, on_state=self._on_dtls_state)
+            self.mark("dtls_connected")
+            self.monitor.dtls_connected()
+            self.channels.max_message_size = min(remote.max_message_size or MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
+            await stack.start_sctp(remote, self._on_remote_channel)
+        except Exception as exc:  # noqa: BLE001 - handed to connect()'s caller through _established
+            self.fail(exc)
+            return
+        if not self.established.done():
+            self.selected_path()  # remember the path, for reports after the end
+            self.established.set_result(None)
+
+    async def _connect_ice(self) -> None:
+        try:
+            await self.monitor.connect_first()
+        except ConnectionError as exc:
+            stats = self.monitor.agent.stats if self.monitor.agent else None
+            refusals = [f for f in stats.failures if f.reason.startswith("401")] if stats else []
+            if self.relay_only and refusals and stats is not None and not stats.gathered.get("relay"):
+                raise TurnError("relay-only, and every TURN server refused us: "
+                                + "; ".join(f"{f.server}: {f.reason}" for f in refusals)) from exc
+            raise IceFailed("ICE found no working path to the peer" + self._failure_hint()) from exc
+
+    def _on_dtls_state(self) -> None:
+        stack = self.stack
+        if stack is None or stack.dtls is None or self.closing or not self.established.done():
+            return
+        if stack.dtls.state == "closed":
+            if stack.closed_by_peer():
+                self.peer_gone(True, "peer closed the connection")
+            else:
+                self.peer_gone(False, "the path to the peer is gone")
+
+    def _on_remote_channel(self, dc: RTCDataChannel) -> None:
+        if self.channels.arrived(dc):
+            self.mark("channel_open")
+
+    # -- the path ---------------------------------------------------------------
+
+    def _restart_requested(self, action: RestartIce) -> None:
+        if not action.retry:
+            self.events.put_nowait(PathLost(action.reason))
+            self.say(f"path lost ({action.reason}): restarting ICE")
+        if self.session is not None and not self.closing:
+            self.session.restart()
+
+    def _switched(self, agent: Agent, elapsed_ms: float) -> None:
+        if self.stack is not None:
+            self.stack.switch(agent)
+        path = self.selected_path()
+        if path is not None:
+            self.events.put_nowait(PathChanged(path[0], path[1], elapsed_ms))
+        self.say(f"ICE restarted in {elapsed_ms:.0f} ms: {_describe(path)}")
+
+    # -- endings ------------------------------------------------------------------
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.established.done():
+            self.established.set_exception(exc)
+            self.established.exception()  # retrieved: no "never retrieved" warning
+
+    def peer_gone(self, graceful: bool, reason: str) -> None:
+        if self.closed.done() or self.closing:
+            return
+        if not self.established.done():
+            self.fail(PeerLost(reason))
+        self.say(reason)
+        self.finish(Closed(graceful, reason))
+        self._spawn(self.teardown(), "teardown")
+
+    def finish(self, closed: Closed) -> None:
+        if not self.closed.done():
+            self.closed.set_result(closed)
+            self.events.put_nowait(closed)
+
+    async def teardown(self) -> None:
+        self.closing = True
+        self.channels.abort_all()
+        if self.stack is not None:
+            await self.stack.stop()
+        await self.monitor.close()
+        await self.link.leave()
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, IcepeerError):
+            logger.error("task %s failed", task.get_name(), exc_info=exc)
+
+
+def _describe(path: tuple[Endpoint, Endpoint] | None) -> str:
+    if path is None:
+        return "not connected"
+    local, remote = path
+    return f"{local.type} -> {remote.type} over {local.protocol}"
