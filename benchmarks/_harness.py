@@ -229,7 +229,7 @@ async def open_aiortc(args: argparse.Namespace, *, loopback: bool = True) -> Lin
 
     async def send(data: bytes) -> None:
         channel.send(data)
-        # aiortc's send() never blocks: bufferedAmount is the only backpressure (NOTES.md).
+        # aiortc's send() never blocks: bufferedAmount is its only backpressure signal.
         while channel.bufferedAmount > 1024 * 1024:
             await asyncio.sleep(0.001)
 

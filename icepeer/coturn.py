@@ -5,9 +5,11 @@
     async with Coturn(users={"alice": "secret"}) as turn:
         turn.turn_url("udp", credentials=True)   # turn:alice:secret@127.0.0.1:PORT?transport=udp
 
-The flags are the ones ``../shared/NOTES.md`` measured on coturn 4.6.1:
-relaying between loopback peers needs ``--allow-loopback-peers``, which makes
-4.6.x exit unless ``--no-cli`` is also given.
+Measured on Debian's coturn 4.6.1: relaying between loopback peers needs
+``--allow-loopback-peers``, which makes 4.6.x exit unless ``--no-cli`` is
+also given; RFC 5780 (NAT behaviour discovery) is answered only when coturn
+listens on two addresses (``alt_host``); it logs nothing that says its UDP
+listeners are up, so readiness is probed with a STUN Binding request.
 """
 
 from __future__ import annotations

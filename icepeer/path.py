@@ -215,10 +215,11 @@ class PathPolicy:
             return []
         silent = now - self.last_consent
         if silent >= self.config.consent_timeout:
-            self.state = PathState.LOST
             reason = f"no answer from the peer for {self.config.consent_timeout:g} s (consent expired)"
-            if self.restarts or self._retry_at is not None or not self.can_restart:
+            if self.state is PathState.RESTARTING:
                 reason += "; no new path was found"
+            self.state = PathState.LOST
+            self._retry_at = None
             return [PeerLost(reason)]
         if self.state is PathState.UP and now - self.last_heard >= self.config.stale_after:
             return self._restart(now, f"nothing heard from the peer for {now - self.last_heard:.1f} s")

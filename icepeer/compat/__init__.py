@@ -72,20 +72,21 @@ class Private:
 
 @dataclass(frozen=True)
 class Copied:
-    """A library function whose body icepeer copied and changed: its source must not change."""
+    """A library method whose body icepeer copied and changed: its source must not change."""
 
-    function: object
+    owner: type
+    name: str
     sha256: str
     why: str = ""
 
     def digest(self) -> str:
-        source = textwrap.dedent(inspect.getsource(self.function))  # type: ignore[arg-type]
+        source = textwrap.dedent(inspect.getsource(getattr(self.owner, self.name)))
         return hashlib.sha256(source.encode()).hexdigest()
 
     def problem(self) -> str | None:
         if self.digest() != self.sha256:
-            name = getattr(self.function, "__qualname__", repr(self.function))
-            return f"{name}: its source changed since icepeer copied it ({self.why})"
+            return (f"{self.owner.__module__}.{self.owner.__qualname__}.{self.name}: its source changed "
+                    f"since icepeer copied it ({self.why})")
         return None
 
 

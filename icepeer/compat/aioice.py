@@ -77,7 +77,8 @@ OVERRIDDEN: tuple[Private, ...] = (
 
 COPIED: tuple[Copied, ...] = (
     Copied(
-        _Connection.connect,
+        _Connection,
+        "connect",
         "4e18ee986a336c7c1a9cc97f6de7fa1cd77227696b13cde0695d7895b05bf45b",
         why="IceConnection.run_checks is its body with two changes",
     ),

@@ -259,7 +259,7 @@ async def test_cut_network_is_detected(signaling_server, monkeypatch):
 
 MALFORMED = [
     # A STUN Binding request whose PRIORITY attribute has the wrong length:
-    # stun.parse_message raises struct.error (NOTES.md).
+    # aioice 0.13's stun.parse_message raises struct.error on it, not ValueError.
     struct.pack("!HHI12s", 0x0001, 8, stun.COOKIE, b"\x01" * 12) + struct.pack("!HH", 0x0024, 4)[:4] + b"\x00\x00",
     struct.pack("!HHI12s", 0x0001, 8, stun.COOKIE, b"\x02" * 12) + struct.pack("!HHH", 0x0024, 2, 7) + b"\x00\x00",
     struct.pack("!HHI12s", 0x0001, 8, stun.COOKIE, b"\x03" * 12) + struct.pack("!HHH", 0x802A, 2, 1) + b"\x00\x00",

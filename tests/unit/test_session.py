@@ -204,11 +204,36 @@ def test_sdp_round_trip():
         (lambda t: t.replace("a=setup:actpass", "a=setup:holdconn"), "a=setup:holdconn"),
         (lambda t: t.replace("a=sctp-port:5000", "a=sctp-port:x"), "sctp-port"),
         (lambda t: t.replace("a=fingerprint:sha-256 49", "a=fingerprint:sha-256 4Z"), "malformed a=fingerprint"),
+        (lambda t: t.replace("a=sctp-port:5000", "a=sctp-port:70000"), r"a=sctp-port:70000 out of range"),
+        # A negative or absurd max-message-size made every send fail: refused, naming the field.
+        (lambda t: t.replace("max-message-size:262144", "max-message-size:-5"), "a=max-message-size:-5 is not"),
+        (lambda t: t.replace("max-message-size:262144", "max-message-size:12"), "a=max-message-size:12 out of"),
+        (lambda t: t.replace("max-message-size:262144", "max-message-size:99999999999"), "max-message-size"),
+        (lambda t: t.replace("max-message-size:262144", "max-message-size:١٢٣٤٥"), "is not a number"),
     ],
 )
 def test_sdp_that_cannot_carry_channels_is_refused(edit, words):
     with pytest.raises(BadDescription, match=words):
         sdp.parse(edit(CHROME_OFFER))
+
+
+def test_max_message_size_zero_means_no_limit():
+    assert sdp.parse(CHROME_OFFER.replace("262144", "0")).max_message_size == sdp.DEFAULT_MAX_MESSAGE_SIZE
+    assert sdp.parse(CHROME_OFFER.replace("262144", "4294967295")).max_message_size == 4294967295
+
+
+@pytest.mark.parametrize("setup", ["actpass", "passive"])
+def test_an_answer_must_take_the_other_dtls_role(setup):
+    # RFC 8842 section 5.3: an answer says active or passive, never actpass;
+    # our offer said actpass, which makes us passive when the answer says
+    # passive too: both would be DTLS servers and the handshake never ends.
+    a = negotiation(Role.OFFERER, "aaaa")
+    a.start()
+    if setup == "passive":
+        a.local = description("aaaa0000", setup="passive")
+    answer = description("bbbb0000", setup=setup)
+    with pytest.raises(BadDescription, match=f"a=setup:{setup}"):
+        a.receive({"type": "answer", "sdp": answer.to_sdp()})
 
 
 def test_candidate_json_round_trip():
