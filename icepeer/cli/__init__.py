@@ -1,27 +1,21 @@
-"""The ``icepeer`` command: one module per subcommand, one place that turns errors into exit codes.
+"""The ``icepeer`` command: one module per subcommand; :mod:`.errors` turns errors into exit codes.
 
-Exit codes: 0 ok, 1 failed (could not connect, peer lost), 2 usage error.
+Exit codes: 0 ok, 1 failed (could not connect, peer lost), 2 usage error, 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from .. import __version__
-from ..errors import ConfigError, IcepeerError
+from . import errors
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 #: One module per subcommand, each with ``add_parser(subparsers)``; the order is --help's.
@@ -56,13 +50,4 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", 0))
     command: Command = args.run
-    try:
-        return asyncio.run(command(args))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except IcepeerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
+    return errors.run(command, args)

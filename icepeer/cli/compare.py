@@ -23,9 +23,10 @@ from typing import Any
 from ..errors import ConfigError, IcepeerError
 from ..peer import connect
 from ..punch import punch_connect
-from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from . import EXIT_FAILED, EXIT_OK
 from .common import Output, add_connect_options, new_room_code
 from .connect import add_host_address_option
+from .errors import command_output
 
 COUNT = 200
 #: Seconds between datagrams: paced, so that loss means the path, not our own queue.
@@ -183,19 +184,15 @@ def table(results: list[Result]) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
-    out = Output(json_mode=args.json)
+    out = command_output(args)
     room = args.room
     if room is None:
         room = new_room_code()
         out.progress(f"room code: {room}   (on the other machine: icepeer compare --room {room})")
-    try:
-        out.progress("1/2: ICE")
-        ice = await measure_ice(args, room, out)
-        out.progress("2/2: the hand-rolled puncher")
-        punch = await measure_punch(args, room, out)
-    except ConfigError as exc:
-        out.error(str(exc))
-        return EXIT_USAGE
+    out.progress("1/2: ICE")
+    ice = await measure_ice(args, room, out)
+    out.progress("2/2: the hand-rolled puncher")
+    punch = await measure_punch(args, room, out)
     results = [ice, punch]
     if args.json:
         print(json.dumps({r.method: asdict(r) for r in results}), flush=True)

@@ -10,10 +10,10 @@ from typing import Any
 from icecommon.options import add_option
 
 from ..channel import Channel
-from ..errors import ConfigError, IcepeerError
+from ..errors import IcepeerError
 from ..peer import Peer, connect
-from . import EXIT_FAILED, EXIT_USAGE
 from .common import Output, add_connect_options, chat, new_room_code
+from .errors import command_output
 
 CHANNEL_LABEL = "chat"
 
@@ -76,15 +76,8 @@ async def open_peer(args: argparse.Namespace, out: Output) -> tuple[Peer, float]
 
 
 async def run(args: argparse.Namespace) -> int:
-    out = Output(json_mode=args.json)
-    try:
-        peer, started = await open_peer(args, out)
-    except ConfigError as exc:
-        out.error(str(exc))
-        return EXIT_USAGE
-    except IcepeerError as exc:
-        out.error(str(exc))
-        return EXIT_FAILED
+    out = command_output(args)
+    peer, started = await open_peer(args, out)
     try:
         channel = await peer.channel(CHANNEL_LABEL)
         elapsed = (time.monotonic() - started) * 1000
@@ -106,10 +99,9 @@ async def run(args: argparse.Namespace) -> int:
         watcher.add_done_callback(on_closed)
         code, reason = await chat(ChannelLink(peer, channel), out, lost=lost)
         watcher.cancel()
-    except IcepeerError as exc:
-        out.error(str(exc))
+    except IcepeerError:
         await peer.close()
-        return EXIT_FAILED
+        raise
     await peer.close()
     out.progress(f"closed: {reason}")
     out.event("closed", reason=reason)

@@ -16,9 +16,11 @@ from ..forward import DEFAULT_WINDOW, ForwardConfig, Forwarder, Mode, Transport,
 from ..forward.address import Endpoint
 from ..forward.flows import DEFAULT_IDLE_TIMEOUT
 from ..peer import Peer
-from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from . import EXIT_FAILED, EXIT_OK
 from .common import Output, add_connect_options, new_room_code
 from .connect import add_host_address_option, open_peer
+from .errors import command_output
+from .errors import report as report_error
 
 #: Events shown in words without -v (with --json every event is printed).
 _QUIET = {"stream_open", "stream_closed", "flow_open", "flow_expired"}
@@ -97,10 +99,9 @@ def _emitter(out: Output, verbose: int) -> Any:
 
 
 async def run(args: argparse.Namespace) -> int:
-    out = Output(json_mode=args.json)
+    out = command_output(args)
     if args.window < 1024 or args.window > 64 * 1024 * 1024:
-        out.error("--window must be between 1024 and 67108864 bytes")
-        return EXIT_USAGE
+        raise ConfigError("--window must be between 1024 and 67108864 bytes")
     mode = Mode.LISTEN if args.listen else Mode.CONNECT
     config = ForwardConfig(mode, Transport(args.protocol), args.listen or args.connect,
                            window=args.window, idle_timeout=args.udp_timeout)
@@ -115,14 +116,9 @@ async def run(args: argparse.Namespace) -> int:
                          f"{args.room} {other}" + (" --protocol udp" if args.protocol == "udp" else "") + ")")
             out.event("room", room=args.room)
         peer, started = await open_peer(args, out)
-    except ConfigError as exc:
-        out.error(str(exc))
+    except IcepeerError:
         await forwarder.close()
-        return EXIT_USAGE
-    except IcepeerError as exc:
-        out.error(str(exc))
-        await forwarder.close()
-        return EXIT_FAILED
+        raise
     report = peer.report()
     elapsed = (time.monotonic() - started) * 1000
     out.progress(f"connected via {report.path} in {elapsed:.0f} ms")
@@ -150,8 +146,8 @@ async def _serve(forwarder: Forwarder, peer: Peer, out: Output) -> int:
                 closed = work.result()
                 code, reason = (EXIT_OK if closed.graceful else EXIT_FAILED), closed.reason
             except IcepeerError as exc:
-                out.error(str(exc))
-                code, reason = EXIT_FAILED, str(exc)
+                # Reported here, not by main(): the 'closed' event still follows.
+                code, reason = report_error(exc, out), str(exc)
     finally:
         stopped.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):

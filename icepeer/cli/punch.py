@@ -13,11 +13,11 @@ from typing import Any
 
 from icecommon.options import add_option
 
-from ..errors import ConfigError, IcepeerError
+from ..errors import ConfigError
 from ..punch import PunchConfig
 from ..punch.link import punch_connect
-from . import EXIT_FAILED, EXIT_USAGE
-from .common import Output, add_connect_options, chat, new_room_code
+from .common import add_connect_options, chat, new_room_code
+from .errors import command_output
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +52,7 @@ def add_parser(sub: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    out = Output(json_mode=args.json)
-    try:
-        return await _run(args, out)
-    except ConfigError as exc:
-        out.error(str(exc))
-        return EXIT_USAGE
-    except IcepeerError as exc:
-        out.error(str(exc))
-        return EXIT_FAILED
-
-
-async def _run(args: argparse.Namespace, out: Output) -> int:
+    out = command_output(args)
     if args.relay_only:
         raise ConfigError("the puncher has no relay: --relay-only belongs to 'icepeer connect'")
     room = args.room

@@ -19,9 +19,10 @@ from ..errors import ConfigError, IcepeerError
 from ..peer import Peer
 from ..transfer import LABEL, Done, FileResult, Manifest, describe_files, receive_files, send_files
 from ..transfer.progress import Meter, format_bytes, format_rate, render_bar, render_line
-from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from . import EXIT_FAILED, EXIT_OK
 from .common import DEFAULT_SIGNAL_URL, Output, add_connect_options, new_room_code
 from .connect import add_host_address_option, open_peer
+from .errors import command_output
 
 
 def add_parser(sub: Any) -> None:
@@ -130,12 +131,8 @@ async def _close(peer: Peer) -> None:
 
 
 async def run_send(args: argparse.Namespace) -> int:
-    out = Output(json_mode=args.json)
-    try:
-        files = await asyncio.to_thread(describe_files, args.files)
-    except ConfigError as exc:
-        out.error(str(exc))
-        return EXIT_USAGE
+    out = command_output(args)
+    files = await asyncio.to_thread(describe_files, args.files)
     total = sum(f.entry.size for f in files)
     if args.room is None:
         args.room = new_room_code()
@@ -145,14 +142,7 @@ async def run_send(args: argparse.Namespace) -> int:
     out.event("code", room=args.room)
     count = f"{len(files)} file" + ("s" if len(files) > 1 else "")
     out.progress(f"offering {count}, {format_bytes(total)}; waiting for the receiver")
-    try:
-        peer = await _connect(args, out)
-    except ConfigError as exc:
-        out.error(str(exc))
-        return EXIT_USAGE
-    except IcepeerError as exc:
-        out.error(str(exc))
-        return EXIT_FAILED
+    peer = await _connect(args, out)
     display = ProgressDisplay(out, total, verbose=args.verbose)
     started = time.monotonic()
 
@@ -165,11 +155,10 @@ async def run_send(args: argparse.Namespace) -> int:
     try:
         channel = await peer.channel(LABEL)
         done = await send_files(channel, files, on_accepted=accepted, on_progress=display.update)
-    except IcepeerError as exc:
+    except IcepeerError:
         display.finish()
-        out.error(str(exc))
         await _close(peer)
-        return EXIT_FAILED
+        raise
     display.finish()
     seconds = time.monotonic() - started
     _report(out, done, {f.entry.name: f.entry.size for f in files}, "sent")
@@ -193,30 +182,19 @@ async def _ask_code(out: Output) -> str | None:
 
 
 async def run_receive(args: argparse.Namespace) -> int:
-    out = Output(json_mode=args.json)
+    out = command_output(args)
     output: Path = args.output
     if not output.is_dir():  # noqa: ASYNC240 - once, before connecting
-        out.error(f"--output {output}: not a directory")
-        return EXIT_USAGE
+        raise ConfigError(f"--output {output}: not a directory")
     if not os.access(output, os.W_OK | os.X_OK):
-        out.error(f"--output {output}: not writable")
-        return EXIT_USAGE
+        raise ConfigError(f"--output {output}: not writable")
     if args.room is None:
         args.room = await _ask_code(out)
         if not args.room:
-            out.error("give the code that 'icepeer send' printed: icepeer receive --room CODE")
-            return EXIT_USAGE
+            raise ConfigError("give the code that 'icepeer send' printed: icepeer receive --room CODE")
         if not valid_room(args.room):
-            out.error(f"bad code {args.room!r}")
-            return EXIT_USAGE
-    try:
-        peer = await _connect(args, out)
-    except ConfigError as exc:
-        out.error(str(exc))
-        return EXIT_USAGE
-    except IcepeerError as exc:
-        out.error(str(exc))
-        return EXIT_FAILED
+            raise ConfigError(f"bad code {args.room!r}")
+    peer = await _connect(args, out)
     display: ProgressDisplay | None = None
     started = time.monotonic()
     sizes: dict[str, int] = {}
@@ -243,12 +221,11 @@ async def run_receive(args: argparse.Namespace) -> int:
         channel = await peer.channel(LABEL)
         done = await receive_files(channel, output, overwrite=args.overwrite, on_offer=offered,
                                    on_progress=progress, on_file=arrived)
-    except IcepeerError as exc:
+    except IcepeerError:
         if display is not None:
             display.finish()
-        out.error(str(exc))
         await _close(peer)
-        return EXIT_FAILED
+        raise
     if display is not None:
         display.finish()
     seconds = time.monotonic() - started
