@@ -56,9 +56,13 @@ def new_room_code() -> str:
     return "-".join(secrets.token_hex(2) for _ in range(5))
 
 
-def add_connect_options(parser: argparse.ArgumentParser, *, default_timeout: float = 30.0) -> None:
-    add_option(parser, "--room", env="ICEPEER_ROOM", type=room_name,
-               help="room to join; without it a fresh unguessable code is made and printed")
+def add_connect_options(
+    parser: argparse.ArgumentParser,
+    *,
+    default_timeout: float = 30.0,
+    room_help: str = "room to join; without it a fresh unguessable code is made and printed",
+) -> None:
+    add_option(parser, "--room", env="ICEPEER_ROOM", type=room_name, help=room_help)
     add_option(parser, "--signal", env="ICEPEER_SIGNAL", default=DEFAULT_SIGNAL_URL,
                help="signaling server URL (ws:// or wss://)")
     add_option(parser, "--ice-server", env="ICEPEER_ICE_SERVERS", action="append", type=ice_url,

@@ -52,7 +52,8 @@ def add_parser(sub: Any) -> None:
                help="directory to write the files to (it must exist)")
     add_option(receive, "--overwrite", env="ICEPEER_OVERWRITE", action="store_true",
                help="replace files that already exist in the output directory")
-    add_connect_options(receive)
+    add_connect_options(receive, room_help="the code that 'icepeer send' printed; "
+                        "asked for on a terminal when missing")
     add_host_address_option(receive)
     receive.set_defaults(run=run_receive)
 

@@ -50,3 +50,19 @@ def test_rendering_ignores_the_callers_environment(monkeypatch, rendered):
     assert "default: 8765" in text
     assert text == rendered
     assert str(Path(sys.executable).parent) not in text
+
+
+def test_receive_help_does_not_promise_a_fresh_code(capsys):
+    # The receiver never makes a code: it takes the sender's, or asks for it on a terminal.
+    from icepeer.cli import main
+
+    def room_help(command: str) -> str:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        return text[text.index("--room ROOM "):text.index("--signal SIGNAL ")]
+
+    assert "fresh" in room_help("send")
+    receive = room_help("receive")
+    assert "fresh" not in receive
+    assert "the code that 'icepeer send' printed; asked for on a terminal" in receive
