@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Self
 
 import pytest
@@ -16,8 +14,6 @@ from icepeer.lab.lab import Lab
 from icepeer.lab.netns import inside
 from icepeer.lab.topology import Options, Topology, new_prefix
 from tests.conftest import require_root_netns
-
-STANDIN = [sys.executable, str(Path(__file__).with_name("standin_peer.py"))]
 
 
 class BuiltLab:

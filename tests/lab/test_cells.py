@@ -1,41 +1,30 @@
 """A reduced matrix of real CLI runs across the lab's NATs.
 
-Runs ``icepeer connect`` and ``icepeer punch`` when they exist, otherwise the
-stand-in peer in this directory (then only the runner's plumbing is proven).
+The peers are ``icepeer connect`` and ``icepeer punch`` themselves (the lab
+runner's default peer command).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from icepeer.lab.cell import CellResult, Mode
 from icepeer.lab.kinds import NatKind
 from icepeer.lab.runner import run_pair
 from tests.conftest import require_coturn, require_root_netns
 
-from .conftest import STANDIN
-
-REAL = {v: importlib.util.find_spec(f"icepeer.cli.{v}") is not None for v in ("connect", "punch")}
 CLI = [sys.executable, "-c", "import sys; from icepeer.cli import main; sys.exit(main())"]
-
-
-def peer_for(mode: Mode) -> list[str] | None:
-    """The real CLI (None: the runner's default) when it has the verb, else the stand-in."""
-    return None if REAL[mode.verb] else STANDIN
 
 
 async def pair(a: NatKind, b: NatKind, *modes: Mode, timeout: float = 15) -> dict[Mode, CellResult]:
     require_root_netns()
     require_coturn()
     results = {}
-    for mode in modes:  # one lab per peer program: the modes of one program share it
-        [r] = await run_pair(a, b, [mode], peer_command=peer_for(mode), timeout=timeout)
+    for mode in modes:
+        [r] = await run_pair(a, b, [mode], timeout=timeout)
         results[mode] = r
     return results
 
@@ -69,7 +58,6 @@ async def test_shared_lan_connects_host_to_host() -> None:
     assert r[Mode.ICE_NO_TURN].path == "host -> host (udp)"
 
 
-@pytest.mark.skipif(not REAL["connect"], reason="the stand-in uses TURN over UDP only")
 async def test_udp_blocked_goes_through_turn_over_tcp() -> None:
     r = (await pair(NatKind.UDPBLOCK, NatKind.PRC, Mode.ICE))[Mode.ICE]
     assert_ok(r, "relay")
@@ -84,8 +72,6 @@ def test_lab_run_json_and_pcap(tmp_path: Path) -> None:
     pcap = tmp_path / "pcap"
     argv = [*CLI, "lab", "run", "--a", "full", "--b", "addr", "--mode", "punch", "--json",
             "--timeout", "15", "--pcap", str(pcap)]
-    if not REAL["punch"]:
-        argv += ["--peer-command", " ".join(STANDIN)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

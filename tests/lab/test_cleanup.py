@@ -17,8 +17,6 @@ from icepeer.lab.lab import MARKERS, Lab
 from icepeer.lab.topology import PREFIX_PATTERN, Topology, new_prefix
 from tests.conftest import require_coturn, require_root_netns
 
-from .conftest import STANDIN
-
 CLI = [sys.executable, "-c", "import sys; from icepeer.cli import main; sys.exit(main())"]
 
 
@@ -62,11 +60,31 @@ async def test_error_inside_removes_everything() -> None:
     assert not any(alive(p) for p in pids)
 
 
-def start_run(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    """``icepeer lab run`` as a subprocess; returns it and its prefix once its peers run."""
+def peer_pids(prefix: str) -> list[int]:
+    """The ``icepeer connect`` processes on the two hosts."""
+    pids = []
+    for ns in (f"{prefix}-a-h1", f"{prefix}-b-h1"):
+        for pid in map(int, sh("ip", "netns", "pids", ns).split()):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().decode().split("\0")
+            except FileNotFoundError:
+                continue
+            if "connect" in argv and "--room" in argv:
+                pids.append(pid)
+    return pids
+
+
+def start_run(*extra: str) -> tuple[subprocess.Popen[str], str, list[int]]:
+    """``icepeer lab run`` as a subprocess; returns it, its prefix and its two peers once they run.
+
+    The peers are the real ``icepeer connect`` (the runner's default), in a cell where they
+    cannot connect: symmetric NATs on both sides and no TURN. So they keep trying until
+    their --timeout, far beyond the test, and whatever ends them is the lab's cleanup.
+    """
     proc = subprocess.Popen(
-        [*CLI, "lab", "run", "--a", "sym", "--b", "sym", "--mode", "ice-no-turn", "--timeout", "30",
-         "--peer-command", " ".join(STANDIN), *extra],
+        [*CLI, "lab", "run", "--a", "sym", "--b", "sym", "--mode", "ice-no-turn", "--timeout", "120",
+         *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
@@ -76,14 +94,15 @@ def start_run(*extra: str) -> tuple[subprocess.Popen[str], str]:
     prefix = m.group(1)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if sh("ip", "netns", "pids", f"{prefix}-b-h1").split():
+        if len(peers := peer_pids(prefix)) == 2:
             break
         time.sleep(0.1)
     else:
         proc.kill()
         pytest.fail("the peers never started")
-    time.sleep(0.5)
-    return proc, prefix
+    time.sleep(1.0)  # under way: joined the room, gathering, checking
+    assert all(alive(p) for p in peers), "a peer ended by itself"
+    return proc, prefix, peers
 
 
 def lab_pids(prefix: str) -> list[int]:
@@ -97,9 +116,9 @@ def lab_pids(prefix: str) -> list[int]:
 def test_interrupted_run_removes_everything(sig: signal.Signals) -> None:
     require_root_netns()
     require_coturn()
-    proc, prefix = start_run()
+    proc, prefix, peers = start_run()
     pids = lab_pids(prefix)
-    assert len(pids) >= 4  # signaling, coturn, two peers
+    assert len(pids) >= 4 and set(peers) <= set(pids)  # signaling, coturn, two peers
     started = time.monotonic()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
@@ -113,13 +132,13 @@ def test_interrupted_run_removes_everything(sig: signal.Signals) -> None:
 def test_killed_run_is_cleaned_by_lab_clean() -> None:
     require_root_netns()
     require_coturn()
-    proc, prefix = start_run()
+    proc, prefix, peers = start_run()
     pids = lab_pids(prefix)
     proc.kill()
     proc.communicate(timeout=10)
     # SIGKILL leaves everything: namespaces, the marker, the servers and peers
     assert f"{prefix}-pub" in leftovers(prefix)
-    assert any(alive(p) for p in pids)
+    assert all(alive(p) for p in peers)
     # --stale removes only runs whose process is gone, so other live runs are safe
     out = subprocess.run([*CLI, "lab", "clean", "--stale"], capture_output=True, text=True, timeout=30,
                          check=False)
