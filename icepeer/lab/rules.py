@@ -5,8 +5,8 @@ routers do. Without that, the first connectivity check from a peer reaches a
 cone NAT before its own host has sent anything, the router delivers it to its
 own closed port, conntrack confirms that flow, and the host's later packet to
 that peer clashes with it and gets a new source port: the cone NAT behaves
-symmetric (``NOTES.md``). A packet dropped in the filter table is never
-confirmed into conntrack.
+symmetric. A packet dropped in the filter table is never confirmed into
+conntrack.
 
 The behaviours (RFC 4787 section 4.1 mapping, section 5 filtering):
 

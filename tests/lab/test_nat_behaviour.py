@@ -92,7 +92,13 @@ def test_symmetric_maps_every_destination_to_a_new_port(every_kind: BuiltLab, se
 
 
 def test_unsolicited_inbound_does_not_turn_a_cone_symmetric(every_kind: BuiltLab, servers: Servers) -> None:
-    """NOTES.md: a peer's packet reaching the router first must not steal the mapping."""
+    """A peer's check reaching the router before the host sent anything must not steal the mapping.
+
+    A router that only MASQUERADEs delivers that unsolicited check to its own
+    closed port, conntrack confirms the flow, and the host's later packet to
+    that peer gets a new source port: the NAT turns symmetric. Real home routers
+    (and the lab's) drop unsolicited WAN traffic in the filter table instead.
+    """
     st = site(every_kind, NatKind.PRC)
     h = udp(st.hosts[0].netns)
     port = h.getsockname()[1]
@@ -160,7 +166,12 @@ def test_hairpinning(every_kind: BuiltLab, servers: Servers, kind: NatKind) -> N
 
 
 def test_public_namespace_sinks_unknown_destinations(every_kind: BuiltLab) -> None:
-    """NOTES.md: without a default route coturn gets ENETUNREACH and drops the allocation."""
+    """Packets to unknown destinations are routed into the sink, not refused.
+
+    Without a default route, coturn relaying to an address that is not on the
+    public segment (a host's private candidate) gets ENETUNREACH and closes the
+    whole allocation; on the internet such a packet is simply lost.
+    """
     t = every_kind.topology
     sink = t.link("sk1")
 
