@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
+import stat
 import sys
+import urllib.parse
+from typing import Any
 
 from icecommon.options import add_option
 
-from .exceptions import SignalingError
+from .exceptions import ConfigError, SignalingError
 from .protocol import SUBPROTOCOL
 from .server import ServerConfig, SignalingServer
 
@@ -21,6 +25,51 @@ logger = logging.getLogger("signaling")
 def _optional_seconds(text: str) -> float | None:
     value = float(text)
     return None if value <= 0 else value
+
+
+def _optional_count(text: str) -> int | None:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{value} is negative")
+    return None if value == 0 else value
+
+
+class _RefuseOnCommandLine(argparse.Action):
+    """A secret given as a flag is visible to every user in ``ps``: refuse it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(
+            f"{self.option_strings[0]} on the command line is visible to every user of this "
+            "machine (ps, /proc); put the secret in a file (--turn-secret-file FILE, mode 0600) "
+            "or in the environment (SIGNALING_TURN_SECRET)"
+        )
+
+
+def read_secret_file(path: str) -> str:
+    """The secret in ``path`` (surrounding whitespace stripped); refuse an empty file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            secret = f.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--turn-secret-file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not secret:
+        raise ConfigError(f"--turn-secret-file {path} is empty")
+    if mode & stat.S_IROTH:
+        logger.warning("%s is readable by every user: chmod o-r it", path)
+    return secret
+
+
+def _redis_url(value: str | None) -> str | None:
+    """Refuse a Redis password given on the command line (the environment is fine)."""
+    if value is None or value == os.environ.get("SIGNALING_REDIS"):
+        return value
+    if urllib.parse.urlsplit(value).password:
+        raise ConfigError(
+            "--redis: a password on the command line is visible to every user of this machine; "
+            "put the URL in SIGNALING_REDIS instead"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,12 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
     add(parser, "--keyfile", env="SIGNALING_KEYFILE", help="TLS private key (PEM)")
     add(parser, "--ice-server", env="SIGNALING_ICE_SERVERS", action="append", default=[],
         help="STUN/TURN URL handed to every peer, without credentials (repeatable)")
-    add(parser, "--turn-secret", env="SIGNALING_TURN_SECRET", secret=True,
-        help="coturn static-auth-secret: mint time-limited TURN credentials per join")
+    # The TURN secret never comes from argv: SIGNALING_TURN_SECRET or a file.
+    parser.add_argument("--turn-secret", nargs="?", action=_RefuseOnCommandLine, help=argparse.SUPPRESS)
+    add(parser, "--turn-secret-file", env="SIGNALING_TURN_SECRET_FILE",
+        help="file holding coturn's static-auth-secret, to mint time-limited TURN credentials "
+        "per join (or the secret itself in SIGNALING_TURN_SECRET; never on the command line)")
     add(parser, "--turn-url", env="SIGNALING_TURN_URLS", action="append", default=[],
         help="TURN URL the minted credentials are for (repeatable)")
     add(parser, "--turn-ttl", env="SIGNALING_TURN_TTL", type=float, default=d.turn_ttl,
-        help="lifetime of minted TURN credentials in seconds")
+        help="lifetime of minted TURN credentials in seconds (at most 86400); a relayed "
+        "connection lasts at most this long")
+    add(parser, "--max-connections", env="SIGNALING_MAX_CONNECTIONS", type=_optional_count,
+        default=d.max_connections, help="open connections this process accepts; more are closed "
+        "with 1013 (0: no cap)")
+    add(parser, "--max-per-ip", env="SIGNALING_MAX_PER_IP", type=_optional_count,
+        default=d.max_per_ip, help="open connections per client address (IPv6: per /64); more "
+        "are closed with 1013 (0: no cap; behind a proxy every client has the proxy's address)")
+    add(parser, "--max-send-queue", env="SIGNALING_MAX_SEND_QUEUE", type=int,
+        default=d.max_send_queue, help="bytes that may wait for one slow reader before its "
+        "connection is closed with 4001")
+    add(parser, "--metrics", env="SIGNALING_METRICS", default=d.metrics,
+        help="where GET /metrics is served: main (the websocket port), off, or HOST:PORT "
+        "(a listener of its own)")
+    add(parser, "--redis", env="SIGNALING_REDIS", secret=True,
+        help="redis:// or rediss:// URL (a password only through the environment): share rooms "
+        "with every server process using the same Redis; none: rooms stay in this process")
+    add(parser, "--redis-node-ttl", env="SIGNALING_REDIS_NODE_TTL", type=float,
+        default=d.redis_node_ttl, help="seconds without a heartbeat after which a dead server "
+        "process's peers are reaped (the others get peer-left)")
     add(parser, "--log-level", env="SIGNALING_LOG_LEVEL", default="info",
         choices=["debug", "info", "warning", "error"], help="logging level")
     return parser
@@ -89,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.log_level != "debug":
         logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        secret = os.environ.get("SIGNALING_TURN_SECRET") or None
+        if args.turn_secret_file:
+            if secret:
+                raise ConfigError("SIGNALING_TURN_SECRET and --turn-secret-file: give one, not both")
+            secret = read_secret_file(args.turn_secret_file)
+        redis = _redis_url(args.redis)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -103,9 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         certfile=args.certfile,
         keyfile=args.keyfile,
         ice_servers=args.ice_server,
-        turn_secret=args.turn_secret,
+        turn_secret=secret,
         turn_urls=args.turn_url,
         turn_ttl=args.turn_ttl,
+        max_connections=args.max_connections,
+        max_per_ip=args.max_per_ip,
+        max_send_queue=args.max_send_queue,
+        metrics=args.metrics,
+        redis=redis,
+        redis_node_ttl=args.redis_node_ttl,
     )
     try:
         config.validate()

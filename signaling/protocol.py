@@ -63,6 +63,8 @@ class ErrorCode(str, enum.Enum):
     ROOM_FULL = "room-full"
     UNKNOWN_PEER = "unknown-peer"
     RATE_LIMITED = "rate-limited"
+    #: The rooms are out of reach (the server lost its Redis): try again soon.
+    UNAVAILABLE = "unavailable"
 
 
 def valid_room(room: object) -> bool:

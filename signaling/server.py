@@ -1,21 +1,23 @@
-"""The signaling server: thin websockets glue around :class:`signaling.rooms.Hub`.
+"""The signaling server: thin websockets glue around a room backend.
 
-Decisions about rooms live in :mod:`signaling.rooms` and validation in
-:mod:`signaling.protocol`; this module reads frames, applies the
-per-connection limits (rate, join timeout), delivers what the hub returns,
-and answers ``GET /healthz`` and ``GET /metrics`` on the same port.
+Decisions about rooms live in :mod:`signaling.rooms` (one process) or
+:mod:`signaling.cluster` (many processes sharing Redis, driven by
+:mod:`signaling.redis_rooms`), and validation in :mod:`signaling.protocol`.
+This module accepts connections within the caps (:mod:`signaling.limits`),
+reads frames, applies the per-connection limits (rate, join timeout), hands
+what the backend delivers to each recipient's bounded
+:class:`~signaling.outbox.Outbox`, and answers ``GET /healthz`` and
+``GET /metrics`` (unless metrics live elsewhere, :mod:`signaling.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -26,9 +28,11 @@ from websockets.typing import Origin, Subprotocol
 from icecommon.urls import BadUrl, IceServerUrl, parse_ice_url
 
 from .exceptions import ConfigError, ProtocolError
-from .limits import TokenBucket
-from .protocol import SUBPROTOCOL, Error, ErrorCode, parse_client
-from .rooms import Hub, Outgoing, Session
+from .limits import ConnectionLimiter, Refusal, TokenBucket
+from .metrics import CONTENT_TYPE, Metrics, MetricsListener
+from .outbox import Outbox
+from .protocol import SUBPROTOCOL, ClientMessage, Error, ErrorCode, ServerMessage, parse_client
+from .rooms import Hub, Session
 from .turn_rest import mint
 
 __all__ = ["ServerConfig", "SignalingServer"]
@@ -37,6 +41,18 @@ logger = logging.getLogger(__name__)
 
 # RFC 6455 section 7.4.1
 CLOSE_POLICY = 1008
+# RFC 6455 section 7.4.1, registered in the IANA "WebSocket Close Code Number
+# Registry": the server is at a connection cap; the client may come back later.
+CLOSE_TRY_AGAIN_LATER = 1013
+# The same registry: the server restarts (its peers were reaped while it was
+# cut off from Redis); reconnect.
+CLOSE_SERVICE_RESTART = 1012
+# RFC 6455 section 7.4.2 leaves 4000-4999 to applications: the connection read
+# too slowly and its delivery queue (--max-send-queue) overflowed.
+CLOSE_TOO_SLOW = 4001
+
+#: Longest TURN credential lifetime the server mints (seconds): a day.
+MAX_TURN_TTL = 86400.0
 
 
 def _parse(url: str, option: str) -> IceServerUrl:
@@ -67,9 +83,21 @@ class ServerConfig:
     #: Static ICE server URLs handed to every peer (no credentials allowed).
     ice_servers: Sequence[str] = ()
     #: coturn REST shared secret; with turn_urls, credentials are minted per join.
-    turn_secret: str | None = None
+    turn_secret: str | None = field(default=None, repr=False)
     turn_urls: Sequence[str] = ()
-    turn_ttl: float = 86400.0
+    #: Lifetime of minted TURN credentials: a relayed connection lasts at most this long.
+    turn_ttl: float = 3600.0
+    #: Open connections in all, and per address (IPv6: per /64); None: no cap.
+    max_connections: int | None = 10_000
+    max_per_ip: int | None = None
+    #: Bytes that may wait for one connection before it is closed as too slow.
+    max_send_queue: int = 256 * 1024
+    #: Where /metrics is served: "main" (the websocket port), "off", or "HOST:PORT".
+    metrics: str = "main"
+    #: redis:// or rediss:// URL: share rooms with every server on the same Redis.
+    redis: str | None = field(default=None, repr=False)
+    #: Seconds without a heartbeat after which a server's peers are reaped.
+    redis_node_ttl: float = 6.0
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for options that cannot work."""
@@ -93,10 +121,34 @@ class ServerConfig:
                 raise ConfigError(f"--turn-url {url!r} must be a turn: or turns: URL without credentials")
         if bool(self.turn_secret) != bool(self.turn_urls):
             raise ConfigError("--turn-secret and --turn-url go together")
-        if self.turn_ttl <= 0:
-            raise ConfigError("--turn-ttl must be positive")
+        if not 0 < self.turn_ttl <= MAX_TURN_TTL:
+            raise ConfigError(
+                f"--turn-ttl must be between 1 and {MAX_TURN_TTL:.0f} seconds: longer-lived TURN "
+                "passwords are not handed out"
+            )
         if bool(self.certfile) != bool(self.keyfile):
             raise ConfigError("--certfile and --keyfile go together")
+        for name, cap in (("--max-connections", self.max_connections), ("--max-per-ip", self.max_per_ip)):
+            if cap is not None and cap < 1:
+                raise ConfigError(f"{name} must be at least 1 (0 on the command line: no cap)")
+        if self.max_send_queue < 4096:
+            raise ConfigError("--max-send-queue must be at least 4096 bytes")
+        self.metrics_address()
+        if self.redis is not None:
+            if not self.redis.startswith(("redis://", "rediss://")):
+                raise ConfigError(f"--redis {self.redis!r}: expected a redis:// or rediss:// URL")
+            if self.redis_node_ttl < 2:
+                raise ConfigError("--redis-node-ttl must be at least 2 seconds")
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` of a separate metrics listener, or None."""
+        if self.metrics in ("main", "off"):
+            return None
+        host, sep, port = self.metrics.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError(f"--metrics {self.metrics!r}: expected main, off or HOST:PORT")
+        return host, int(port)
 
     def ice_servers_for(self, peer_id: str) -> list[dict[str, Any]]:
         """The RTCIceServer list for one joining peer."""
@@ -109,32 +161,74 @@ class ServerConfig:
         return servers
 
 
-@dataclass
-class _Metrics:
-    connections: int = 0
-    connections_total: int = 0
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+class RoomBackend(Protocol):
+    """What the server needs from the rooms: one process (:class:`LocalRooms`) or Redis."""
 
-    def render(self, hub: Hub) -> str:
-        lines = [
-            "# HELP icepeer_signaling_connections Open websocket connections.",
-            "# TYPE icepeer_signaling_connections gauge",
-            f"icepeer_signaling_connections {self.connections}",
-            "# HELP icepeer_signaling_connections_total Websocket connections accepted.",
-            "# TYPE icepeer_signaling_connections_total counter",
-            f"icepeer_signaling_connections_total {self.connections_total}",
-            "# HELP icepeer_signaling_rooms Rooms with at least one peer.",
-            "# TYPE icepeer_signaling_rooms gauge",
-            f"icepeer_signaling_rooms {hub.room_count}",
-            "# HELP icepeer_signaling_messages_relayed_total Signal frames relayed to a peer.",
-            "# TYPE icepeer_signaling_messages_relayed_total counter",
-            f"icepeer_signaling_messages_relayed_total {hub.relayed}",
-            "# HELP icepeer_signaling_errors_total Error frames sent, by code.",
-            "# TYPE icepeer_signaling_errors_total counter",
-        ]
-        for code in ErrorCode:
-            lines.append(f'icepeer_signaling_errors_total{{code="{code.value}"}} {self.errors[code.value]}')
-        return "\n".join(lines) + "\n"
+    @property
+    def room_count(self) -> int: ...
+
+    @property
+    def relayed(self) -> int: ...
+
+    #: False while the rooms are out of reach (joins get ``unavailable``).
+    available: bool
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def receive(self, session: Session, message: ClientMessage) -> None: ...
+
+    async def disconnect(self, session: Session) -> None: ...
+
+    def metrics_lines(self) -> list[str]: ...
+
+
+class LocalRooms:
+    """Rooms in this process: :class:`~signaling.rooms.Hub` plus delivery."""
+
+    available = True
+
+    def __init__(self, hub: Hub, deliver: _Deliver) -> None:
+        self.hub = hub
+        self._deliver = deliver
+
+    @property
+    def room_count(self) -> int:
+        return self.hub.room_count
+
+    @property
+    def relayed(self) -> int:
+        return self.hub.relayed
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def receive(self, session: Session, message: ClientMessage) -> None:
+        for recipient, frame in self.hub.receive(session, message):
+            self._deliver(recipient, frame)
+
+    async def disconnect(self, session: Session) -> None:
+        for recipient, frame in self.hub.disconnect(session):
+            self._deliver(recipient, frame)
+
+    def metrics_lines(self) -> list[str]:
+        return []
+
+
+class _Deliver(Protocol):
+    def __call__(self, session: Session, message: ServerMessage | str) -> None: ...
+
+
+@dataclass(eq=False)
+class _Conn:
+    """What the server keeps in :attr:`Session.transport`."""
+
+    ws: ServerConnection
+    outbox: Outbox
 
 
 class SignalingServer:
@@ -143,10 +237,21 @@ class SignalingServer:
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
         self.config.validate()
-        self.hub = Hub(room_size=self.config.room_size, ice_servers=self.config.ice_servers_for)
-        self.metrics = _Metrics()
+        self.metrics = Metrics()
+        self.limiter = ConnectionLimiter(self.config.max_connections, self.config.max_per_ip)
+        #: The in-process registry; None when the rooms live in Redis.
+        self.hub: Hub | None = None
+        self.rooms: RoomBackend
+        if self.config.redis:
+            from .redis_rooms import RedisRooms  # the redis package is an extra
+
+            self.rooms = RedisRooms(self.config, self.deliver, on_reaped=self._reaped)
+        else:
+            self.hub = Hub(room_size=self.config.room_size, ice_servers=self.config.ice_servers_for)
+            self.rooms = LocalRooms(self.hub, self.deliver)
+        self._metrics_listener: MetricsListener | None = None
         self._server: Server | None = None
-        self._closers: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -193,13 +298,37 @@ class SignalingServer:
             )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from exc
+        try:
+            await self.rooms.start()
+            address = cfg.metrics_address()
+            if address is not None:
+                self._metrics_listener = MetricsListener(*address, self.render_metrics)
+                try:
+                    await self._metrics_listener.start()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot serve metrics on {cfg.metrics}: {exc.strerror or exc}"
+                    ) from exc
+        except BaseException:
+            await self.close()
+            raise
         logger.info("signaling server listening on %s", self.url)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the separate metrics listener, if there is one."""
+        return self._metrics_listener.port if self._metrics_listener else None
 
     async def close(self) -> None:
         """Close every client with 1001 (going away) and stop listening."""
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
+        if self._metrics_listener is not None:
+            await self._metrics_listener.close()
+        await self.rooms.close()
+        for task in list(self._tasks):
+            task.cancel()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -217,23 +346,41 @@ class SignalingServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path == "/healthz":
+            if not self.rooms.available:
+                # Take this process out of the load balancer's rotation.
+                return connection.respond(503, "rooms unavailable (Redis)\n")
             return connection.respond(200, "ok\n")
-        if path == "/metrics":
-            body = self.metrics.render(self.hub).encode()
-            headers = Headers(
-                [
-                    ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-                    ("Content-Length", str(len(body))),
-                ]
-            )
+        if path == "/metrics" and self.config.metrics == "main":
+            body = self.render_metrics().encode()
+            headers = Headers([("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
             return Response(200, "OK", headers, body)
         return None
+
+    def render_metrics(self) -> str:
+        return self.metrics.render(
+            rooms=self.rooms.room_count, relayed=self.rooms.relayed, extra=self.rooms.metrics_lines()
+        )
 
     # -- websocket sessions -------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
         cfg = self.config
-        session = Session(transport=ws)
+        host = _remote_host(ws)
+        refusal = self.limiter.admit(host)
+        if refusal is not None:
+            # Joined and idle connections count too: the cap is on sockets held.
+            self.metrics.refused[refusal.value] += 1
+            reason = (
+                "server full: try again later"
+                if refusal is Refusal.MAX_CONNECTIONS
+                else "too many connections from your address"
+            )
+            logger.info("refusing %s: %s", host, refusal.value)
+            await ws.close(CLOSE_TRY_AGAIN_LATER, reason)
+            return
+        session = Session()
+        session.transport = _Conn(ws, Outbox(ws.send, limit=cfg.max_send_queue,
+                                             on_overflow=lambda size: self._too_slow(session, size)))
         bucket = TokenBucket(cfg.rate, cfg.burst)
         self.metrics.connections += 1
         self.metrics.connections_total += 1
@@ -246,15 +393,15 @@ class SignalingServer:
                     if over_limit > cfg.burst:
                         await ws.close(CLOSE_POLICY, "rate limit exceeded")
                         break
-                    await self._deliver([(session, Error(ErrorCode.RATE_LIMITED.value, "slow down: frame dropped"))])
+                    self.deliver(session, Error(ErrorCode.RATE_LIMITED.value, "slow down: frame dropped"))
                     continue
                 over_limit = 0
                 try:
                     message = parse_client(frame)
                 except ProtocolError as exc:
-                    await self._deliver([(session, Error(exc.code, exc.message))])
+                    self.deliver(session, Error(exc.code, exc.message))
                     continue
-                await self._deliver(self.hub.receive(session, message))
+                await self.rooms.receive(session, message)
                 if session.joined and timer is not None:
                     timer.cancel()
                     timer = None
@@ -266,7 +413,14 @@ class SignalingServer:
             if timer is not None:
                 timer.cancel()
             self.metrics.connections -= 1
-            await self._deliver(self.hub.disconnect(session))
+            self.limiter.release(host)
+            session.transport.outbox.close()
+            await self.rooms.disconnect(session)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _arm_join_timer(self, ws: ServerConnection) -> asyncio.TimerHandle | None:
         if self.config.join_timeout is None:
@@ -274,20 +428,43 @@ class SignalingServer:
 
         def expire() -> None:
             logger.info("closing %s: no join within %ss", ws.remote_address, self.config.join_timeout)
-            task = asyncio.ensure_future(ws.close(CLOSE_POLICY, "join a room first"))
-            self._closers.add(task)
-            task.add_done_callback(self._closers.discard)
+            self._spawn(ws.close(CLOSE_POLICY, "join a room first"))
 
         return asyncio.get_running_loop().call_later(self.config.join_timeout, expire)
 
-    async def _deliver(self, outgoing: list[Outgoing]) -> None:
-        for session, message in outgoing:
-            if isinstance(message, Error):
-                self.metrics.errors[message.code] += 1
-            ws: ServerConnection = session.transport
-            # A recipient that is gone: its own handler cleans up after it.
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(message.to_json())
+    def deliver(self, session: Session, message: ServerMessage | str) -> None:
+        """Queue one frame for ``session``; never waits for its socket."""
+        if isinstance(message, Error):
+            self.metrics.errors[message.code] += 1
+        conn: _Conn | None = session.transport
+        if conn is not None:
+            conn.outbox.put(message if isinstance(message, str) else message.to_json())
+
+    def _too_slow(self, session: Session, size: int) -> None:
+        conn: _Conn = session.transport
+        self.metrics.slow_closed += 1
+        logger.info("closing %s: %d bytes waiting, it reads too slowly", conn.ws.remote_address, size)
+
+        async def close() -> None:
+            # The others hear peer-left now, not after the close handshake times out.
+            await self.rooms.disconnect(session)
+            await conn.ws.close(CLOSE_TOO_SLOW, "too slow: delivery queue full")
+
+        self._spawn(close())
+
+    def _reaped(self, session: Session) -> None:
+        """Redis-backed rooms forgot ``session`` while this process was cut off: close it."""
+        conn: _Conn | None = session.transport
+        if conn is not None:
+            conn.outbox.close()
+            self._spawn(conn.ws.close(CLOSE_SERVICE_RESTART, "server lost its rooms: reconnect"))
+
+
+def _remote_host(ws: ServerConnection) -> str:
+    address = ws.remote_address
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address)
 
 
 def _select_subprotocol(

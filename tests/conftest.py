@@ -16,6 +16,7 @@ import pytest
 
 from icepeer.coturn import Coturn, turnserver_path
 from signaling.server import ServerConfig, SignalingServer
+from tests.redis_server import RedisServer, redis_server_path
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 INTERNET = os.environ.get("ICEPEER_INTERNET", "").lower() in ("1", "true", "yes")
@@ -48,6 +49,14 @@ def require_coturn() -> None:
     require(turnserver_path() is not None, "coturn is not installed (apt-get install coturn)")
 
 
+def require_redis() -> None:
+    require(redis_server_path() is not None, "redis-server is not installed (apt-get install redis-server)")
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError:
+        require(False, "the redis package is missing (pip install -e '.[test]')")
+
+
 def require_root_netns() -> None:
     require(os.geteuid() == 0, "the lab tier needs root (network namespaces)")
     for tool in ("ip", "iptables", "nft"):
@@ -58,6 +67,14 @@ def require_root_netns() -> None:
 async def signaling_server() -> AsyncIterator[SignalingServer]:
     """The real signaling server on a free loopback port."""
     async with SignalingServer(ServerConfig(port=0, join_timeout=5.0)) as server:
+        yield server
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[RedisServer]:
+    """A real redis-server on a free loopback port, empty, without persistence."""
+    require_redis()
+    async with RedisServer() as server:
         yield server
 
 
