@@ -24,13 +24,14 @@ from typing import Any
 from icecommon.options import add_option
 
 from ..errors import ConfigError
-from ..lab import executor
+from ..lab import executor, plot
 from ..lab.cell import CellResult, Mode
 from ..lab.kinds import DEFAULT_KINDS, NatKind, parse_kind
 from ..lab.lab import clean_stale
 from ..lab.matrix import Matrix, pairs
+from ..lab.options import Options
+from ..lab.profiles import PROFILES, Profile, get_profile
 from ..lab.runner import cell_topology, default_peer_command, run_pair
-from ..lab.topology import Options
 
 KIND_HELP = ", ".join(f"{k.value} ({k.description})" for k in NatKind)
 
@@ -58,21 +59,52 @@ def _modes(text: str) -> list[Mode]:
 
 
 def _percent(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 <= value < 100:
         raise argparse.ArgumentTypeError("loss is a percentage from 0 to below 100")
     return value
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative: {text!r}")
+    return value
+
+
+def _profile(text: str) -> Profile:
+    try:
+        return get_profile(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+PROFILE_HELP = "; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values()).replace("%", "%%")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
-    add_option(p, "--loss", env="ICEPEER_LAB_LOSS", type=_percent, default=0.0, metavar="PERCENT",
+    add_option(p, "--profile", env="ICEPEER_LAB_PROFILE", type=_profile, metavar="NAME",
+               help=f"a named path ({PROFILE_HELP}); --delay, --jitter, --rate and --loss "
+               "override its values")
+    add_option(p, "--delay", env="ICEPEER_LAB_DELAY", type=_number, metavar="MS",
+               help="one-way delay between the two sites' hosts: each site's uplink adds half, "
+               "each way, so the peers' round trip is 2 x MS and a server's MS (a user-space "
+               "delay line on TAP devices); none: the profile's, else 0")
+    add_option(p, "--jitter", env="ICEPEER_LAB_JITTER", type=_number, metavar="MS",
+               help="vary each packet's one-way delay uniformly by up to +-MS, never "
+               "reordering (needs --delay); none: the profile's, else 0")
+    add_option(p, "--rate", env="ICEPEER_LAB_RATE", type=_number, metavar="MBIT",
+               help="cap each site's uplink at MBIT Mbit/s each direction (tc tbf, a queue of "
+               "one round trip): the bottleneck between two sites; none: the profile's, else no limit")
+    add_option(p, "--loss", env="ICEPEER_LAB_LOSS", type=_percent, metavar="PERCENT",
                help="drop this percentage of packets at random at each site, each direction "
-               "(iptables statistic)")
-    add_option(p, "--delay", env="ICEPEER_LAB_DELAY", type=float, default=0.0, metavar="MS",
-               help="one-way delay on each site's WAN egress (tc netem; refused where the "
-               "kernel lacks netem)")
-    add_option(p, "--jitter", env="ICEPEER_LAB_JITTER", type=float, default=0.0, metavar="MS",
-               help="netem jitter on top of --delay")
+               "(iptables statistic); none: the profile's, else 0")
+    add_option(p, "--ipv6", env="ICEPEER_LAB_IPV6", action="store_true",
+               help="dual stack: global IPv6 (2001:db8::/32) beside the IPv4 NATs, routed "
+               "and behind stateful firewalls that drop unsolicited inbound traffic")
     add_option(p, "--udp-timeout", env="ICEPEER_LAB_UDP_TIMEOUT", type=int, metavar="S",
                help="routers' conntrack UDP timeout (nf_conntrack_udp_timeout and _stream, per "
                "namespace); kernel defaults 30 s / 120 s")
@@ -144,11 +176,19 @@ def add_parser(sub: Any) -> None:
 
 
 def _options(args: argparse.Namespace) -> Options:
+    """The profile's options (or none), with the flags given on top."""
+    profile: Profile = args.profile or PROFILES["lan"]
     try:
-        return Options(loss_percent=args.loss, delay_ms=args.delay, jitter_ms=args.jitter,
-                       udp_timeout=args.udp_timeout)
+        return profile.apply(loss_percent=args.loss, delay_ms=args.delay, jitter_ms=args.jitter,
+                             rate_mbit=args.rate, udp_timeout=args.udp_timeout,
+                             ipv6=args.ipv6 or None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _title(args: argparse.Namespace, options: Options) -> str:
+    name = f"profile {args.profile.name}: " if args.profile else ""
+    return name + options.describe()
 
 
 def _peer_command(args: argparse.Namespace) -> list[str] | None:
@@ -185,12 +225,18 @@ async def _run_cmd(args: argparse.Namespace) -> int:
     if args.dry_run:
         for cmd in topology.build():
             print(cmd)
+        wires = topology.wires()
+        if wires:
+            specs = json.dumps([w.to_json() for w in wires])
+            print(shlex.join(["ip", "netns", "exec", topology.pub_ns, "python3", "-m",
+                              "icepeer.lab.wire", specs]) + "  # the delay line, kept running")
         return 0
-    executor.check_environment()
+    executor.check_environment(tun=options.delay_line)
 
     async def body() -> int:
         say(f"lab {topology.prefix}: A behind {a.value} ({a.description}), "
-            f"B behind {b.value} ({b.description}), mode {args.mode.value}")
+            f"B behind {b.value} ({b.description}), mode {args.mode.value}; "
+            f"{_title(args, options)}")
         started = time.monotonic()
         results = await run_pair(a, b, [args.mode], options=options, pcap_dir=args.pcap,
                                  peer_command=_peer_command(args), timeout=args.timeout,
@@ -225,7 +271,7 @@ def _print_result(r: CellResult) -> None:
 
 async def _matrix_cmd(args: argparse.Namespace) -> int:
     options = _options(args)
-    executor.check_environment()
+    executor.check_environment(tun=options.delay_line)
     kinds: list[NatKind] = list(dict.fromkeys(args.kinds))
     modes: list[Mode] = list(dict.fromkeys(args.modes))
     todo = pairs(kinds)
@@ -243,18 +289,25 @@ async def _matrix_cmd(args: argparse.Namespace) -> int:
         say(f"[{done:3}/{total}] {r.a:>16} x {r.b:<16} {r.mode:<12} {Matrix.cell_text(r) or '-':<22}"
             f" ({r.seconds:.1f} s)")
 
+    title = f"icepeer lab matrix, {_title(args, options)}"
+    drawn = plot.available()
+
     def write() -> None:
         meta = {"generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "seconds": round(time.monotonic() - started, 1),
-                "options": {"loss_percent": options.loss_percent, "delay_ms": options.delay_ms,
-                            "udp_timeout": options.udp_timeout, "timeout": args.timeout},
-                "complete": done == total}
+                "profile": args.profile.name if args.profile else None,
+                "options": {**options.to_json(), "timeout": args.timeout},
+                "title": title, "complete": done == total}
         (out / "matrix.json").write_text(json.dumps(matrix.to_json(**meta), indent=1) + "\n")
-        (out / "matrix.md").write_text(matrix.markdown())
-        (out / "matrix.png").write_bytes(matrix.png())
+        (out / "matrix.md").write_text(f"{title}\n\n" + matrix.markdown())
+        (out / "matrix.png").write_bytes(plot.draw(matrix, title) if drawn else matrix.png())
 
     async def body() -> int:
-        say(f"{len(todo)} pairs x {len(modes)} modes = {total} cells; results in {out}/")
+        say(f"{len(todo)} pairs x {len(modes)} modes = {total} cells; {_title(args, options)}; "
+            f"results in {out}/")
+        if not drawn:
+            say("note: matplotlib is not installed (pip install matplotlib): matrix.png gets "
+                "plain coloured squares, without labels")
         try:
             for a, b in todo:
                 await run_pair(a, b, modes, options=options, peer_command=_peer_command(args),

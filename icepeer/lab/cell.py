@@ -148,6 +148,8 @@ class CellResult:
     error: str | None = None
     peers: tuple[PeerReport, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    ip_version: int | None = None
+    """4 or 6: the address family of the selected pair (A's candidate)."""
 
     @classmethod
     def from_peers(cls, a: str, b: str, mode: Mode, pa: PeerReport, pb: PeerReport, ta: Transcript,
@@ -159,13 +161,15 @@ class CellResult:
         sent = pa.sent + pb.sent
         lost = (pa.sent - pb.received) + (pb.sent - pa.received)
         error = None if connected else (pa.error or pb.error or "no connection")
+        address = str(local.get("address", ""))
+        version = (6 if ":" in address else 4) if connected and address else None
         return cls(a, b, mode.value, connected,
                    local.get("type") if connected else None,
                    remote.get("type") if connected else None,
                    local.get("protocol") if connected else None,
                    max(times) if connected and times else None,
                    wall_ms if connected else None, sent, max(lost, 0) if connected else sent,
-                   round(seconds, 3), error, (pa, pb), dict(options or {}))
+                   round(seconds, 3), error, (pa, pb), dict(options or {}), version)
 
     @property
     def outcome(self) -> str:
@@ -178,7 +182,8 @@ class CellResult:
     def path(self) -> str | None:
         if not self.connected:
             return None
-        return f"{self.local_type} -> {self.remote_type} ({self.protocol})"
+        family = ", IPv6" if self.ip_version == 6 else ""
+        return f"{self.local_type} -> {self.remote_type} ({self.protocol}{family})"
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)

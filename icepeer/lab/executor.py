@@ -1,8 +1,8 @@
 """Run lab commands, and find and remove what lab runs left behind.
 
 The thin I/O layer under :mod:`icepeer.lab.topology`: every function here
-runs external tools (``ip``, ``iptables-restore``, ``nft``, ``tc``,
-``sysctl``) and does nothing else.
+runs external tools (``ip``, ``iptables-restore``, ``ip6tables-restore``,
+``nft``, ``tc``, ``sysctl``) and does nothing else.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ __all__ = [
     "clean",
     "lab_namespaces",
     "list_netns",
-    "netem_available",
     "netns_pids",
     "remove_namespaces",
     "root_links",
@@ -35,17 +34,20 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TOOLS = ("ip", "iptables-restore", "nft", "sysctl")
+TOOLS = ("ip", "iptables-restore", "ip6tables-restore", "nft", "sysctl", "tc")
 
 
-def check_environment() -> None:
-    """Raise :class:`LabUnavailable` unless we are root and have the tools."""
+def check_environment(*, tun: bool = False) -> None:
+    """Raise :class:`LabUnavailable` unless we are root and have the tools (and ``/dev/net/tun``)."""
     if os.geteuid() != 0:
         raise LabUnavailable("the NAT lab needs root (it creates network namespaces)")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         raise LabUnavailable(f"the NAT lab needs {', '.join(missing)} "
                              "(apt-get install iproute2 iptables nftables)")
+    if tun and not os.path.exists("/dev/net/tun"):
+        raise LabUnavailable("a delay needs /dev/net/tun (the delay line is two TAP devices "
+                             "joined in user space), and this machine has none")
 
 
 async def run(cmd: Command, *, timeout: float = 20.0) -> tuple[int, str]:
@@ -172,27 +174,6 @@ async def clean(prefix: str | None = None) -> list[str]:
     for link in stray:
         await run(Command(("ip", "link", "del", link), check=False))
     return names + stray
-
-
-async def netem_available(prefix: str) -> tuple[bool, str]:
-    """Whether ``tc qdisc ... netem`` works here (the kernel module may be missing).
-
-    Tried on the loopback interface of a throwaway namespace ``PREFIX-probe``;
-    returns (available, why not).
-    """
-    if shutil.which("tc") is None:
-        return False, "tc is not installed (apt-get install iproute2)"
-    ns = f"{prefix}-probe"
-    await run(Command(("ip", "netns", "add", ns)))
-    try:
-        add = Command(("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"), ns,
-                      check=False)
-        code, err = await run(add)
-    finally:
-        await run(Command(("ip", "netns", "del", ns), check=False))
-    if code:
-        return False, err or f"tc exited with {code}"
-    return True, ""
 
 
 def remove_namespaces_now(names: Sequence[str]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from typing import Self
 
 from ..coturn import Coturn
 from . import executor
-from .errors import LabError, LabUnavailable
+from .errors import LabError
 from .topology import GATEWAY_IP, PREFIX_PATTERN, STUN_ALT_IP, STUN_IP, Topology
 
 __all__ = ["SIGNAL_PORT", "TURN_PASSWORD", "TURN_PORT", "TURN_USER", "Lab", "clean_stale"]
@@ -84,10 +85,9 @@ class Lab:
         self.services = services
         self.pcap_dir = Path(pcap_dir) if pcap_dir is not None else None
         self.coturn: Coturn | None = None
-        self.netem: bool | None = None
-        self.netem_error = ""
         self.build_seconds = 0.0
         self._signaling: asyncio.subprocess.Process | None = None
+        self._wire: asyncio.subprocess.Process | None = None
         self._captures: list[asyncio.subprocess.Process] = []
         self._children: list[asyncio.subprocess.Process] = []
         self._marker = MARKERS / topology.prefix
@@ -108,7 +108,7 @@ class Lab:
     # -- lifecycle ------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        executor.check_environment()
+        executor.check_environment(tun=bool(self.topology.wires()))
         await clean_stale()
         started = time.monotonic()
         # If the event loop never gets to close() (a second Ctrl-C during
@@ -117,13 +117,9 @@ class Lab:
         try:
             MARKERS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - tiny, before anything runs
             self._marker.write_text(f"{os.getpid()}\n")
-            if self.topology.options.netem:
-                self.netem, self.netem_error = await executor.netem_available(self.topology.prefix)
-                if not self.netem:
-                    raise LabUnavailable(
-                        "--delay needs tc netem, which this kernel lacks "
-                        f"({self.netem_error}); run without --delay (see docs/lab.md)")
             await executor.run_all(self.topology.build())
+            if self.topology.wires():
+                await self._start_wire()
             if self.pcap_dir is not None:
                 await self._start_captures()
             if self.services:
@@ -154,6 +150,9 @@ class Lab:
         if self._signaling is not None:
             await _stop(self._signaling, signal.SIGTERM)
             self._signaling = None
+        if self._wire is not None:
+            await _stop(self._wire, signal.SIGTERM)
+            self._wire = None
         await executor.remove_namespaces(self.topology.namespaces)
         self._marker.unlink(missing_ok=True)
         atexit.unregister(self._remove_now)
@@ -180,6 +179,24 @@ class Lab:
             raise LabError("the signaling server did not start within 15 s") from None
         if not line.startswith("listening on"):
             raise LabError(f"the signaling server did not start: {line.strip() or 'no output'}")
+
+    async def _start_wire(self) -> None:
+        """The delay line (:mod:`icepeer.lab.wire`): without it, the delayed uplinks carry nothing."""
+        specs = json.dumps([w.to_json() for w in self.topology.wires()])
+        proc = await self.spawn(
+            self.topology.pub_ns, [sys.executable, "-m", "icepeer.lab.wire", specs],
+            stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, track=False,
+        )
+        self._wire = proc
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            async with asyncio.timeout(15):
+                line = (await proc.stdout.readline()).decode(errors="replace")
+        except TimeoutError:
+            raise LabError("the delay line did not start within 15 s") from None
+        if line.strip() != "ready":
+            why = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise LabError(f"the delay line did not start: {why[-1] if why else 'no output'}")
 
     async def _start_coturn(self) -> None:
         # Two listening addresses: coturn answers RFC 5780 (OTHER-ADDRESS,

@@ -90,6 +90,8 @@ class Matrix:
         kind = f"{result.local_type}/{result.remote_type}"
         if result.protocol and result.protocol != "udp":
             kind += f" {result.protocol}"
+        if result.ip_version == 6:
+            kind += " v6"
         lost = f", {result.lost} lost" if result.lost else ""
         return f"{kind}{t}{lost}"
 
@@ -113,8 +115,9 @@ class Matrix:
             if shared:
                 out.append("")
         out.append("Cells: the candidate types of the selected pair as A reports it (A's / B's; "
-                   "`tcp` when A's candidate is TCP), and the time to connect: the slower peer's "
-                   "`elapsed_ms`. **fail**: no connection within the timeout.")
+                   "`tcp` when A's candidate is TCP, `v6` when the pair is IPv6), and the time to "
+                   "connect: the slower peer's `elapsed_ms`. **fail**: no connection within the "
+                   "timeout.")
         return "\n".join(out) + "\n"
 
     def png(self, cell: int = 18, gap: int = 2, margin: int = 8) -> bytes:

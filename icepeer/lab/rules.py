@@ -30,6 +30,13 @@ The behaviours (RFC 4787 section 4.1 mapping, section 5 filtering):
 
 Random loss uses the iptables ``statistic`` match in FORWARD (both
 directions), so a dropped packet never reaches conntrack.
+
+IPv6 (dual-stack cells) is routed, not translated: every host has a global
+address, and the router is a stateful firewall (RFC 6092, "simple
+security" for IPv6 CPE): replies to flows from the LAN come in, nothing else
+does (section 3.2.3's address-and-port-dependent filtering, the strictest of
+REC-11's choices). Neighbour discovery (RFC 4861) is let in to the router
+itself, or its WAN side could not resolve a next hop.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from dataclasses import dataclass
 
 from .kinds import NatKind
 
-__all__ = ["Inbound", "Router", "host_loss_ruleset", "iptables_ruleset", "nft_ruleset"]
+__all__ = ["Inbound", "Router", "host_loss_ruleset", "ip6tables_ruleset", "iptables_ruleset", "nft_ruleset"]
 
 NFT_TABLE = "icepeer"
 
@@ -125,6 +132,29 @@ def iptables_ruleset(r: Router) -> str:
     return "\n".join(f + n) + "\n"
 
 
+NDP_TYPES = ("router-solicitation", "router-advertisement", "neighbour-solicitation",
+             "neighbour-advertisement", "redirect")
+
+
+def ip6tables_ruleset(r: Router) -> str:
+    """The ``ip6tables-restore`` input for router ``r``: a stateful firewall, no translation."""
+    w, lan = r.wan, r.lan
+    f = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    if r.loss > 0:
+        f.append(f"-A FORWARD -m statistic --mode random --probability {_probability(r.loss)} -j DROP")
+    f.append(f"-A INPUT -i {w} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
+    f += [f"-A INPUT -i {w} -p ipv6-icmp --icmpv6-type {t} -j ACCEPT" for t in NDP_TYPES]
+    f.append(f"-A INPUT -i {w} -j DROP")
+    f.append(f"-A FORWARD -i {w} -o {lan} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
+    f.append(f"-A FORWARD -i {w} -j DROP")
+    if r.block_udp:
+        f.append(f"-A FORWARD -i {lan} -o {w} -p udp -j DROP")
+    f.append(f"-A FORWARD -i {lan} -o {w} -j ACCEPT")
+    f.append(f"-A FORWARD -i {lan} -o {lan} -j ACCEPT")
+    f.append("COMMIT")
+    return "\n".join(f) + "\n"
+
+
 def nft_ruleset(r: Router) -> str | None:
     """The ``nft -f -`` input for the state conntrack does not keep, or ``None``."""
     if not r.needs_map:
@@ -178,20 +208,26 @@ def nft_ruleset(r: Router) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-def host_loss_ruleset(device: str, loss: float) -> str:
+def host_loss_ruleset(device: str, loss: float, *, ipv6: bool = False) -> str:
     """Loss on one interface's ingress (``nft`` netdev family), for hosts without a router.
 
     A drop on a host's own output would fail ``sendto()`` with EPERM instead of
     losing the packet, so each direction is dropped where it arrives. Only IP
-    packets: losing ARP would stall neighbour resolution, which the routed
-    kinds (loss in FORWARD) never see either.
+    packets: losing ARP or IPv6 neighbour discovery would stall resolving the
+    next hop, which the routed kinds (loss in FORWARD) never see either.
     """
     n = round(loss * 1_000_000)
-    return (
-        f"table netdev {NFT_TABLE} {{\n"
-        "  chain loss {\n"
-        f'    type filter hook ingress device "{device}" priority 0; policy accept;\n'
-        f"    meta protocol ip numgen random mod 1000000 < {n} drop\n"
-        "  }\n"
-        "}\n"
-    )
+    lines = [
+        f"table netdev {NFT_TABLE} {{",
+        "  chain loss {",
+        f'    type filter hook ingress device "{device}" priority 0; policy accept;',
+        f"    meta protocol ip numgen random mod 1000000 < {n} drop",
+    ]
+    if ipv6:
+        lines += [
+            "    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, "
+            "nd-neighbor-advert, nd-redirect } accept",
+            f"    meta protocol ip6 numgen random mod 1000000 < {n} drop",
+        ]
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"

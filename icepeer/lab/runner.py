@@ -155,21 +155,8 @@ async def run_cell(
         logger.warning("non-JSON lines on stdout: %s", [p.transcript.other[:3] for p in peers])
     return CellResult.from_peers(
         labels[0], labels[1], mode, reports[0], reports[1], a.transcript,
-        wall_ms=wall_ms, seconds=time.monotonic() - started, options=_options(lab.topology.options),
+        wall_ms=wall_ms, seconds=time.monotonic() - started, options=lab.topology.options.to_json(),
     )
-
-
-def _options(o: Options) -> dict[str, object]:
-    out: dict[str, object] = {}
-    if o.loss_percent:
-        out["loss_percent"] = o.loss_percent
-    if o.delay_ms:
-        out["delay_ms"] = o.delay_ms
-    if o.jitter_ms:
-        out["jitter_ms"] = o.jitter_ms
-    if o.udp_timeout is not None:
-        out["udp_timeout"] = o.udp_timeout
-    return out
 
 
 def cell_topology(a: NatKind, b: NatKind, options: Options | None = None,

@@ -17,6 +17,12 @@ Every namespace and interface name starts with the run's prefix
 the lab's namespaces: nothing is attached to the root namespace, and the only
 default route of the public namespace leads into the sink, so no packet can
 leave the lab.
+
+Each site reaches the bridge over one access link (its uplink): a veth pair,
+or with a delay two TAP devices joined by the delay line
+(:mod:`icepeer.lab.shaping`, :mod:`icepeer.lab.wire`); a rate limit sits on
+both ends. Dual-stack cells add IPv6 beside all of this
+(:mod:`icepeer.lab.ipv6`).
 """
 
 from __future__ import annotations
@@ -27,9 +33,13 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from . import ipv6 as v6
 from .command import Command, ip, sysctl
+from .delayline import WireSpec
 from .kinds import NatKind
-from .rules import Router, host_loss_ruleset, iptables_ruleset, nft_ruleset
+from .options import Options
+from .rules import Router, host_loss_ruleset, ip6tables_ruleset, iptables_ruleset, nft_ruleset
+from .shaping import link_commands, tbf_command
 
 __all__ = [
     "GATEWAY_IP",
@@ -57,8 +67,8 @@ SINK_NET = "192.0.2.0/30"  # TEST-NET-1: the public namespace's default route
 SINK_LOCAL, SINK_GW, SINK_MAC = "192.0.2.1/30", "192.0.2.2", "02:00:00:00:00:02"
 IFNAMSIZ = 15
 
-#: Sysctls every lab namespace gets: no IPv6 (no router solicitations or
-#: link-local candidates) and no bridge netfilter (bridges stay plain L2).
+#: Sysctls every lab namespace gets unless the cells are dual-stack: no IPv6
+#: (no router solicitations or link-local candidates).
 _QUIET = (("net.ipv6.conf.all.disable_ipv6", 1), ("net.ipv6.conf.default.disable_ipv6", 1))
 
 
@@ -75,33 +85,6 @@ def site_letters(n: int) -> list[str]:
     if not 0 < n <= 26:
         raise ValueError("a lab has 1 to 26 sites")
     return [chr(ord("a") + i) for i in range(n)]
-
-
-@dataclass(frozen=True)
-class Options:
-    """Impairments applied at every site's access link."""
-
-    loss_percent: float = 0.0
-    """Packets dropped at random, each direction, at each site (iptables statistic)."""
-    delay_ms: float = 0.0
-    """One-way delay added on each site's WAN egress (tc netem, where it exists)."""
-    jitter_ms: float = 0.0
-    udp_timeout: int | None = None
-    """Router conntrack UDP timeout in seconds (``None``: the kernel's 30 s / 120 s)."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.loss_percent < 100:
-            raise ValueError("loss must be a percentage from 0 to below 100")
-        if self.delay_ms < 0 or self.jitter_ms < 0:
-            raise ValueError("delay and jitter cannot be negative")
-        if self.jitter_ms and not self.delay_ms:
-            raise ValueError("jitter needs a delay")
-        if self.udp_timeout is not None and self.udp_timeout < 1:
-            raise ValueError("the UDP timeout is at least one second")
-
-    @property
-    def netem(self) -> bool:
-        return self.delay_ms > 0
 
 
 @dataclass(frozen=True)
@@ -177,13 +160,18 @@ class Site:
     @property
     def capture_point(self) -> tuple[str, str]:
         """(namespace, interface) of the site's outermost WAN side, for packet captures."""
+        ns, dev, _ = self.uplink
+        return ns, dev
+
+    @property
+    def uplink(self) -> tuple[str, str, str]:
+        """(namespace, device) of the site's end of its access link, and the public bridge's port."""
         if self.kind is NatKind.NONE:
-            return self.hosts[0].netns, self.hosts[0].iface
+            return self.hosts[0].netns, self.hosts[0].iface, self.link("p")
         if self.kind is NatKind.DOUBLE:
             assert self.cgn_ns
-            return self.cgn_ns, self.link("cw")
-        assert self.router_ns
-        return self.router_ns, self.link("w")
+            return self.cgn_ns, self.link("cw"), self.link("cp")
+        return self.ns("rt"), self.link("w"), self.link("p")
 
     @property
     def routers(self) -> list[tuple[str, Router]]:
@@ -232,7 +220,7 @@ class Topology:
 
     prefix: str
     sites: tuple[Site, ...]
-    options: Options = Options()
+    options: Options = field(default_factory=Options)
 
     @classmethod
     def make(cls, prefix: str, kinds: Sequence[NatKind], options: Options | None = None) -> Topology:
@@ -268,12 +256,23 @@ class Topology:
         cmds: list[Command] = []
         for ns in self.namespaces:
             cmds.append(ip(None, "netns", "add", ns))
-            cmds += [sysctl(ns, k, v) for k, v in _QUIET]
+            if self.options.ipv6:
+                cmds += v6.enable(ns)
+            else:
+                cmds += [sysctl(ns, k, v) for k, v in _QUIET]
             cmds.append(ip(ns, "link", "set", "lo", "up"))
         cmds += self._public()
         for site in self.sites:
             cmds += self._site(site)
         return cmds
+
+    def wires(self) -> list[WireSpec]:
+        """The delayed uplinks the delay line joins (none without a delay)."""
+        o = self.options
+        if not o.delay_line:
+            return []
+        return [WireSpec(ns, dev, self.pub_ns, outer, o.link_delay_ms, o.link_jitter_ms)
+                for ns, dev, outer in (site.uplink for site in self.sites)]
 
     def _public(self) -> list[Command]:
         pub, br = self.pub_ns, self.link("pbr")
@@ -296,19 +295,37 @@ class Topology:
             sysctl(pub, "net.ipv4.ip_forward", 1),
             sysctl(pub, "net.bridge.bridge-nf-call-iptables", 0, check=False),
         ]
+        if self.options.ipv6:
+            cmds += [
+                v6.addr6(pub, v6.GATEWAY6, br),
+                ip(pub, "-6", "addr", "add", v6.SINK6_LOCAL, "dev", sk0, "nodad"),
+                ip(pub, "-6", "neigh", "add", v6.SINK6_GW, "lladdr", SINK_MAC, "dev", sk0,
+                   "nud", "permanent"),
+                ip(pub, "-6", "route", "add", "default", "via", v6.SINK6_GW, "dev", sk0),
+                sysctl(pub, "net.ipv6.conf.all.forwarding", 1),
+            ]
         return cmds
 
-    def _uplink(self, inner_ns: str, inner: str, outer: str, address: str) -> list[Command]:
-        """A veth from ``inner_ns`` to a port of the public bridge."""
+    def _uplink(self, site: Site, address: str) -> list[Command]:
+        """The site's link to a port of the public bridge, its addresses and its default route."""
         pub = self.pub_ns
-        return [
-            ip(inner_ns, "link", "add", inner, "type", "veth", "peer", "name", outer, "netns", pub),
+        inner_ns, inner, outer = site.uplink
+        cmds = [
+            *link_commands(inner_ns, inner, pub, outer, wire=self.options.delay_line),
             ip(pub, "link", "set", outer, "master", self.link("pbr")),
             ip(pub, "link", "set", outer, "up"),
             ip(inner_ns, "addr", "add", f"{address}/{PUBLIC_NET.prefixlen}", "dev", inner),
             ip(inner_ns, "link", "set", inner, "up"),
             ip(inner_ns, "route", "add", "default", "via", GATEWAY_IP),
         ]
+        if self.options.rate_mbit is not None:
+            cmds += [tbf_command(inner_ns, inner, self.options), tbf_command(pub, outer, self.options)]
+        if self.options.ipv6:
+            cmds += [v6.addr6(inner_ns, v6.public6(site.index), inner),
+                     v6.route6(inner_ns, "default", v6.GATEWAY6)]
+            if site.kind.has_router:
+                cmds.append(v6.route6(pub, v6.lan6(site.index), v6.public6(site.index)))
+        return cmds
 
     def _site(self, site: Site) -> list[Command]:
         opts = self.options
@@ -316,65 +333,81 @@ class Topology:
         cmds: list[Command] = []
         if site.kind is NatKind.NONE:
             host = site.hosts[0]
-            cmds += self._uplink(host.netns, host.iface, site.link("p"), site.public_ip)
+            cmds += self._uplink(site, site.public_ip)
             if loss:
-                cmds.append(Command(("nft", "-f", "-"), host.netns,
-                                    stdin=host_loss_ruleset(host.iface, loss)))
-                cmds.append(Command(("nft", "-f", "-"), self.pub_ns,
-                                    stdin=host_loss_ruleset(site.link("p"), loss)))
-        else:
-            rt = site.ns("rt")
-            if site.kind is NatKind.DOUBLE:
-                cgn = site.ns("cgn")
-                cmds += self._uplink(cgn, site.link("cw"), site.link("cp"), site.public_ip)
-                cmds += [
-                    ip(cgn, "link", "add", site.link("cl"), "type", "veth", "peer", "name",
-                       site.link("w"), "netns", rt),
-                    ip(cgn, "addr", "add", _with_len(site.cgn_net, 1), "dev", site.link("cl")),
-                    ip(cgn, "link", "set", site.link("cl"), "up"),
-                    ip(rt, "addr", "add", _with_len(site.cgn_net, 2), "dev", site.link("w")),
-                    ip(rt, "link", "set", site.link("w"), "up"),
-                    ip(rt, "route", "add", "default", "via", _nth(site.cgn_net, 1)),
-                ]
-            else:
-                cmds += self._uplink(rt, site.link("w"), site.link("p"), site.public_ip)
-            lan = site.link("lan")
+                for ns, dev in ((host.netns, host.iface), (self.pub_ns, site.link("p"))):
+                    cmds.append(Command(("nft", "-f", "-"), ns,
+                                        stdin=host_loss_ruleset(dev, loss, ipv6=opts.ipv6)))
+            return cmds
+        rt = site.ns("rt")
+        cmds += self._uplink(site, site.public_ip)
+        if site.kind is NatKind.DOUBLE:
+            cmds += self._carrier(site)
+        lan = site.link("lan")
+        cmds += [
+            ip(rt, "link", "add", lan, "type", "bridge"),
+            ip(rt, "addr", "add", _with_len(site.lan_net, 1), "dev", lan),
+            ip(rt, "link", "set", lan, "up"),
+        ]
+        if opts.ipv6:
+            cmds += [v6.addr6(rt, v6.lan6(site.index, 1), lan),
+                     sysctl(rt, "net.ipv6.conf.all.forwarding", 1)]
+        for j, host in enumerate(site.hosts, start=1):
+            port = site.link(f"r{j}")
             cmds += [
-                ip(rt, "link", "add", lan, "type", "bridge"),
-                ip(rt, "addr", "add", _with_len(site.lan_net, 1), "dev", lan),
-                ip(rt, "link", "set", lan, "up"),
+                ip(host.netns, "link", "add", host.iface, "type", "veth", "peer", "name", port,
+                   "netns", rt),
+                ip(rt, "link", "set", port, "master", lan),
+                ip(rt, "link", "set", port, "up"),
+                ip(host.netns, "addr", "add", f"{host.address}/24", "dev", host.iface),
+                ip(host.netns, "link", "set", host.iface, "up"),
+                ip(host.netns, "route", "add", "default", "via", _nth(site.lan_net, 1)),
             ]
-            for j, host in enumerate(site.hosts, start=1):
-                port = site.link(f"r{j}")
-                cmds += [
-                    ip(host.netns, "link", "add", host.iface, "type", "veth", "peer", "name", port,
-                       "netns", rt),
-                    ip(rt, "link", "set", port, "master", lan),
-                    ip(rt, "link", "set", port, "up"),
-                    ip(host.netns, "addr", "add", f"{host.address}/24", "dev", host.iface),
-                    ip(host.netns, "link", "set", host.iface, "up"),
-                    ip(host.netns, "route", "add", "default", "via", _nth(site.lan_net, 1)),
-                ]
-            for i, (ns, router) in enumerate(site.routers):
-                # Loss once per site: at the innermost (home) router.
-                inner = i == len(site.routers) - 1
-                router = _with_impairments(router, loss if inner else 0.0, opts.udp_timeout)
-                cmds += [
-                    sysctl(ns, "net.ipv4.ip_forward", 1),
-                    sysctl(ns, "net.bridge.bridge-nf-call-iptables", 0, check=False),
-                    Command(("iptables-restore",), ns, stdin=iptables_ruleset(router)),
-                ]
-                ruleset = nft_ruleset(router)
-                if ruleset:
-                    cmds.append(Command(("nft", "-f", "-"), ns, stdin=ruleset))
-                if opts.udp_timeout is not None:
-                    # Per network namespace (checked): the root namespace keeps its own.
-                    cmds.append(sysctl(ns, "net.netfilter.nf_conntrack_udp_timeout", opts.udp_timeout))
-                    cmds.append(sysctl(ns, "net.netfilter.nf_conntrack_udp_timeout_stream",
-                                       opts.udp_timeout))
-        if opts.netem:
-            ns, dev = site.capture_point
-            cmds.append(netem_command(ns, dev, opts.delay_ms, opts.jitter_ms))
+            if opts.ipv6:
+                cmds += [v6.addr6(host.netns, v6.lan6(site.index, 1 + j), host.iface),
+                         v6.route6(host.netns, "default", v6.lan6(site.index, 1))]
+        for i, (ns, router) in enumerate(site.routers):
+            # Loss once per site: at the innermost (home) router.
+            inner = i == len(site.routers) - 1
+            router = _with_impairments(router, loss if inner else 0.0, opts.udp_timeout)
+            cmds += [
+                sysctl(ns, "net.ipv4.ip_forward", 1),
+                sysctl(ns, "net.bridge.bridge-nf-call-iptables", 0, check=False),
+                Command(("iptables-restore",), ns, stdin=iptables_ruleset(router)),
+            ]
+            if opts.ipv6 and inner:
+                # The home router is IPv6's firewall; a carrier only routes IPv6.
+                cmds.append(Command(("ip6tables-restore",), ns, stdin=ip6tables_ruleset(router)))
+            ruleset = nft_ruleset(router)
+            if ruleset:
+                cmds.append(Command(("nft", "-f", "-"), ns, stdin=ruleset))
+            if opts.udp_timeout is not None:
+                # Per network namespace (checked): the root namespace keeps its own.
+                cmds.append(sysctl(ns, "net.netfilter.nf_conntrack_udp_timeout", opts.udp_timeout))
+                cmds.append(sysctl(ns, "net.netfilter.nf_conntrack_udp_timeout_stream",
+                                   opts.udp_timeout))
+        return cmds
+
+    def _carrier(self, site: Site) -> list[Command]:
+        """The link from a ``double`` site's carrier NAT down to its home router."""
+        cgn, rt = site.ns("cgn"), site.ns("rt")
+        cmds = [
+            ip(cgn, "link", "add", site.link("cl"), "type", "veth", "peer", "name",
+               site.link("w"), "netns", rt),
+            ip(cgn, "addr", "add", _with_len(site.cgn_net, 1), "dev", site.link("cl")),
+            ip(cgn, "link", "set", site.link("cl"), "up"),
+            ip(rt, "addr", "add", _with_len(site.cgn_net, 2), "dev", site.link("w")),
+            ip(rt, "link", "set", site.link("w"), "up"),
+            ip(rt, "route", "add", "default", "via", _nth(site.cgn_net, 1)),
+        ]
+        if self.options.ipv6:
+            cmds += [
+                v6.addr6(cgn, v6.carrier6(site.index, 1), site.link("cl")),
+                v6.addr6(rt, v6.carrier6(site.index, 2), site.link("w")),
+                v6.route6(rt, "default", v6.carrier6(site.index, 1)),
+                v6.route6(cgn, v6.lan6(site.index), v6.carrier6(site.index, 2)),
+                sysctl(cgn, "net.ipv6.conf.all.forwarding", 1),
+            ]
         return cmds
 
     def teardown(self) -> list[Command]:
@@ -388,10 +421,3 @@ def _with_impairments(router: Router, loss: float, udp_timeout: int | None) -> R
     if udp_timeout is not None:
         fields["state_timeout"] = udp_timeout
     return Router(**fields)
-
-
-def netem_command(ns: str, dev: str, delay_ms: float, jitter_ms: float = 0.0) -> Command:
-    argv = ["tc", "qdisc", "add", "dev", dev, "root", "netem", "delay", f"{delay_ms:g}ms"]
-    if jitter_ms:
-        argv.append(f"{jitter_ms:g}ms")
-    return Command(tuple(argv), ns)

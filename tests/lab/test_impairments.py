@@ -1,16 +1,20 @@
-"""Loss really drops packets; delay works where netem exists and is refused plainly where not."""
+"""The impairments really happen: loss drops, the delay line delays, the rate limit caps, profiles build."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from icepeer.lab import executor
-from icepeer.lab.errors import LabUnavailable
 from icepeer.lab.kinds import NatKind
-from icepeer.lab.lab import Lab
-from icepeer.lab.topology import STUN_IP, Options, Topology, new_prefix
+from icepeer.lab.netns import inside
+from icepeer.lab.options import Options
+from icepeer.lab.profiles import PROFILES
+from icepeer.lab.topology import STUN_IP
 from tests.conftest import require_root_netns
 
 from .conftest import BuiltLab, udp
@@ -50,27 +54,121 @@ def test_no_loss_by_default() -> None:
         assert count_through(lab, NatKind.PRC, 100) == 100
 
 
-async def test_delay_applies_or_is_refused() -> None:
+def echo_rtt(client_ns: str, server_ns: str, server: tuple[str, int], tries: int = 5,
+             timeout: float = 2) -> float:
+    """The smallest round trip of a few UDP pings from ``client_ns`` to an echo in ``server_ns``."""
+    srv = udp(server_ns, server, timeout=timeout)
+    cli = udp(client_ns, timeout=timeout)
+    best = float("inf")
+    try:
+        for i in range(tries):
+            started = time.monotonic()
+            cli.sendto(b"ping %d" % i, server)
+            try:
+                data, addr = srv.recvfrom(100)
+                srv.sendto(data, addr)
+                cli.recvfrom(100)
+            except TimeoutError:
+                continue  # lost (a profile with loss): try again
+            best = min(best, time.monotonic() - started)
+    finally:
+        srv.close()
+        cli.close()
+    return best
+
+
+def wire_processes(prefix: str) -> list[int]:
+    """Delay line processes serving the lab ``prefix`` (its device names are in the command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"icepeer.lab.wire" in cmdline and prefix.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_delay_line_adds_its_latency() -> None:
     require_root_netns()
-    available, why = await executor.netem_available(new_prefix())
-    topology = Topology.make(new_prefix(), [NatKind.PRC], Options(delay_ms=50))
-    if not available:
-        assert why  # tc's own words, e.g. "Specified qdisc kind is unknown."
-        with pytest.raises(LabUnavailable, match="netem"):
-            async with Lab(topology, services=False):
-                pass
-        assert await executor.lab_namespaces(topology.prefix) == []
-        return
-    async with Lab(topology, services=False) as lab:
-        site = lab.topology.sites[0]
-        server = udp(lab.topology.pub_ns, (STUN_IP, 41001), timeout=2)
-        host = udp(site.hosts[0].netns, timeout=2)
-        started = time.monotonic()
-        host.sendto(b"ping", (STUN_IP, 41001))
-        _, addr = server.recvfrom(100)
-        server.sendto(b"pong", addr)
-        host.recvfrom(100)
-        rtt = time.monotonic() - started
-        server.close()
-        host.close()
-    assert rtt >= 0.05  # 50 ms on the router's WAN egress, once per round trip
+    # 50 ms one way between two sites' hosts: 25 ms on each uplink, each way.
+    with BuiltLab([NatKind.PRC, NatKind.NONE], Options(delay_ms=50)) as lab:
+        t = lab.topology
+        prc, none = t.sites
+        assert len(wire_processes(t.prefix)) >= 1
+        to_server = echo_rtt(prc.hosts[0].netns, t.pub_ns, (STUN_IP, 41001))
+        between_sites = echo_rtt(prc.hosts[0].netns, none.hosts[0].netns, (none.public_ip, 41002))
+    assert 0.050 <= to_server < 0.5, to_server  # one uplink there and back
+    assert 0.100 <= between_sites < 0.6, between_sites  # two uplinks there and back
+    assert wire_processes(t.prefix) == []  # the delay line stopped with the lab
+
+
+def test_without_delay_there_is_no_delay_line() -> None:
+    require_root_netns()
+    with BuiltLab([NatKind.PRC]) as lab:
+        assert lab.topology.wires() == []
+        rtt = echo_rtt(lab.topology.sites[0].hosts[0].netns, lab.topology.pub_ns, (STUN_IP, 41003))
+    assert rtt < 0.02, rtt  # plain veth: well under a millisecond, with room for a busy machine
+
+
+def tcp_transfer_seconds(client_ns: str, server_ns: str, address: str, size: int, *,
+                         upload: bool) -> float:
+    """Seconds for ``size`` bytes over TCP (client to server, or back), until the last arrived."""
+    with inside(server_ns):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((address, 0))
+    listener.listen(1)
+    listener.settimeout(10)
+    with inside(client_ns):
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.settimeout(30)
+    client.connect((address, listener.getsockname()[1]))
+    server, _ = listener.accept()
+    server.settimeout(30)
+    listener.close()
+    sender, receiver = (client, server) if upload else (server, client)
+    thread = threading.Thread(target=sender.sendall, args=(b"x" * size,))
+    started = time.monotonic()
+    thread.start()
+    total = 0
+    while total < size:
+        chunk = receiver.recv(65536)
+        assert chunk, "the transfer stopped"
+        total += len(chunk)
+    seconds = time.monotonic() - started
+    thread.join(10)
+    client.close()
+    server.close()
+    return seconds
+
+
+def test_rate_caps_a_transfer_both_ways() -> None:
+    require_root_netns()
+    size = 500_000  # 4 Mbit: a second at 4 Mbit/s
+    with BuiltLab([NatKind.PRC], Options(rate_mbit=4)) as lab:
+        host, pub = lab.topology.sites[0].hosts[0], lab.topology.pub_ns
+        up = tcp_transfer_seconds(host.netns, pub, STUN_IP, size, upload=True)
+        down = tcp_transfer_seconds(host.netns, pub, STUN_IP, size, upload=False)
+    for seconds in (up, down):
+        mbit = size * 8 / seconds / 1e6
+        # Capped: never above the rate (plus the bucket's burst); well above nothing.
+        assert 1.5 < mbit < 4.6, (mbit, up, down)
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_builds(name: str) -> None:
+    require_root_netns()
+    options = PROFILES[name].options
+    with BuiltLab([NatKind.PRC, NatKind.SYM], options) as lab:
+        t = lab.topology
+        ns, dev, outer = t.sites[0].uplink
+        qdiscs = subprocess.run(["tc", "-n", ns, "qdisc", "show", "dev", dev], capture_output=True,
+                                text=True, check=True).stdout
+        rtt = echo_rtt(t.sites[0].hosts[0].netns, t.pub_ns, (STUN_IP, 41004), tries=8, timeout=0.5)
+    if options.rate_mbit:
+        assert "tbf" in qdiscs and f"rate {options.rate_mbit:g}Mbit" in qdiscs, qdiscs
+    else:
+        assert "tbf" not in qdiscs
+    # To the server: one uplink each way, so the profile's one-way delay (half its RTT).
+    assert options.delay_ms / 1000 <= rtt < options.delay_ms / 1000 + 0.3, rtt

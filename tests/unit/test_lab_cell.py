@@ -80,7 +80,22 @@ def test_direct_outcome() -> None:
     ta = transcript(connected("host", "prflx"))
     p = PeerReport.from_transcript(ta, sent=1, exit_code=0)
     r = CellResult.from_peers("full", "sym", Mode.PUNCH, p, p, ta, wall_ms=1, seconds=1)
-    assert r.outcome == "direct"
+    assert r.outcome == "direct" and r.ip_version == 4
+
+
+def test_an_ipv6_pair_says_so() -> None:
+    line = json.dumps({"event": "connected", "elapsed_ms": 90,
+                       "local": {"type": "host", "address": "2001:db8:1::2", "port": 4000,
+                                 "protocol": "udp"},
+                       "remote": {"type": "host", "address": "2001:db8:2::2", "port": 5000}})
+    ta = transcript(line)
+    p = PeerReport.from_transcript(ta, sent=3, exit_code=0)
+    r = CellResult.from_peers("sym", "sym", Mode.ICE, p, p, ta, wall_ms=1, seconds=1)
+    assert r.ip_version == 6 and r.path == "host -> host (udp, IPv6)"
+    assert CellResult.from_json(json.loads(json.dumps(r.to_json()))) == r
+    # a matrix.json written before the field existed still reads
+    old = {k: v for k, v in r.to_json().items() if k != "ip_version"}
+    assert CellResult.from_json(old).ip_version is None
 
 
 def test_modes_map_to_ice_server_flags() -> None:

@@ -7,10 +7,12 @@ import zlib
 
 import pytest
 
+from icepeer.lab import plot
 from icepeer.lab.cell import CellResult, Mode
 from icepeer.lab.kinds import NatKind
 from icepeer.lab.matrix import COLOURS, Matrix, pairs
 from icepeer.lab.png import Canvas, encode_png
+from tests.conftest import require
 
 
 def cell(a: str, b: str, mode: Mode, outcome: str, ms: float = 700, lost: int = 0) -> CellResult:
@@ -97,3 +99,35 @@ def test_png_writer_checks_sizes() -> None:
     assert decode_png(c.png())[:2] == (3, 2)
     with pytest.raises(ValueError):
         encode_png(2, 1, [b"\x00" * 3])
+
+
+def test_picture_has_a_panel_per_mode_coloured_by_outcome() -> None:
+    require(plot.available(), "matplotlib is not installed (pip install matplotlib): the "
+            "readable matrix picture needs it")
+    import io
+
+    import matplotlib.image
+
+    m = Matrix([NatKind.PRC, NatKind.SYM, NatKind.SAME_LAN], [Mode.ICE, Mode.ICE_NO_TURN], [
+        cell("prc", "prc", Mode.ICE, "direct", 262),
+        cell("prc", "sym", Mode.ICE, "relay", 341),
+        cell("sym", "sym", Mode.ICE_NO_TURN, "failed"),
+    ])
+    png = plot.draw(m, "profile test: 20 ms RTT")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = (matplotlib.image.imread(io.BytesIO(png))[:, :, :3] * 255).round().astype(int)
+
+    def count(category: str) -> int:
+        return int((abs(pixels - COLOURS[category]).sum(axis=2) <= 3).sum())
+
+    # each outcome drawn as a cell-sized area (text on top takes a little of it)
+    assert count("direct") > 2000 and count("relay") > 2000 and count("failed") > 2000
+    assert count("lossy") < count("direct")  # only its legend swatch
+
+
+def test_short_path_names_the_pair() -> None:
+    relay_tcp = CellResult("udpblock", "prc", "ice", True, "relay", "srflx", "tcp", 120)
+    assert plot.short_path(relay_tcp) == "r/s tcp"
+    v6 = CellResult("sym", "sym", "ice", True, "host", "host", "udp", 90, ip_version=6)
+    assert plot.short_path(v6) == "h/h v6"
+    assert "h/h udp, IPv6" not in Matrix.cell_text(v6) and Matrix.cell_text(v6) == "host/host v6 0.1 s"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from icepeer.lab.kinds import NatKind, parse_kind
-from icepeer.lab.rules import Inbound, Router, host_loss_ruleset, iptables_ruleset, nft_ruleset
+from icepeer.lab.rules import (
+    Inbound,
+    Router,
+    host_loss_ruleset,
+    ip6tables_ruleset,
+    iptables_ruleset,
+    nft_ruleset,
+)
 
 ROUTED = [k for k in NatKind if k.has_router]
 
@@ -111,3 +118,30 @@ def test_parse_kind() -> None:
     assert {k.expected_nat_type for k in NatKind} >= {
         "open internet", "full cone", "address-restricted cone", "port-restricted cone",
         "symmetric", "UDP blocked"}
+
+
+@pytest.mark.parametrize("kind", ROUTED)
+def test_ipv6_firewall_drops_unsolicited_inbound_and_translates_nothing(kind: NatKind) -> None:
+    text = ip6tables_ruleset(router(kind))
+    rules = lines(text)
+    assert ":FORWARD DROP [0:0]" in rules
+    est = rules.index("-A FORWARD -i w0 -o l0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
+    assert rules.index("-A FORWARD -i w0 -j DROP") == est + 1
+    assert rules.index("-A INPUT -i w0 -j DROP") > rules.index(
+        "-A INPUT -i w0 -p ipv6-icmp --icmpv6-type neighbour-solicitation -j ACCEPT")
+    assert "*nat" not in text and "MASQUERADE" not in text and "DNAT" not in text
+    assert ("-A FORWARD -i l0 -o w0 -p udp -j DROP" in rules) == (kind is NatKind.UDPBLOCK)
+
+
+def test_ipv6_firewall_loses_as_ipv4_does() -> None:
+    rules = lines(ip6tables_ruleset(router(NatKind.PRC, loss=0.05)))
+    assert rules[4] == "-A FORWARD -m statistic --mode random --probability 0.05 -j DROP"
+
+
+def test_host_loss_spares_neighbour_discovery() -> None:
+    plain = host_loss_ruleset("h0", 0.05)
+    assert "ip6" not in plain and "< 50000 drop" in plain
+    dual = lines(host_loss_ruleset("h0", 0.05, ipv6=True))
+    nd = next(i for i, line in enumerate(dual) if "nd-neighbor-solicit" in line)
+    assert dual[nd].endswith("accept")
+    assert dual[nd + 1].strip() == "meta protocol ip6 numgen random mod 1000000 < 50000 drop"

@@ -7,6 +7,7 @@ import pytest
 from icepeer.lab.command import Command
 from icepeer.lab.kinds import NatKind
 from icepeer.lab.runner import cell_topology, peer_namespaces
+from icepeer.lab.shaping import tbf_sizes
 from icepeer.lab.topology import (
     IFNAMSIZ,
     PREFIX_PATTERN,
@@ -66,11 +67,12 @@ def test_public_namespace_routes_everything_else_into_the_sink() -> None:
 
 
 def test_every_default_route_stays_inside_the_lab() -> None:
-    _, cmds = build(list(NatKind))
-    for c in cmds:
-        if c.argv[:4] == ("ip", "route", "add", "default"):
-            via = c.argv[c.argv.index("via") + 1]
-            assert via.startswith(("198.51.100.", "10.", "100.64.", "192.0.2.")), c
+    _, cmds = build(list(NatKind), Options(ipv6=True))
+    defaults = [c for c in cmds if "default" in c.argv and "route" in c.argv]
+    assert len(defaults) > 20
+    for c in defaults:
+        via = c.argv[c.argv.index("via") + 1]
+        assert via.startswith(("198.51.100.", "10.", "100.64.", "192.0.2.", "2001:db8:")), c
 
 
 def test_kinds_shape_the_sites() -> None:
@@ -101,18 +103,89 @@ def test_udp_timeout_is_set_in_each_router_namespace() -> None:
         for ns in (site.ns("cgn"), site.ns("rt")) for s in ("", "_stream"))
 
 
-def test_delay_adds_netem_on_the_wan_side() -> None:
-    t, cmds = build([NatKind.PRC], Options(delay_ms=40, jitter_ms=5))
-    tc = [c for c in cmds if c.argv[0] == "tc"]
-    assert len(tc) == 1
-    assert tc[0].netns == t.sites[0].ns("rt")
-    assert tc[0].argv[-4:] == ("netem", "delay", "40ms", "5ms")
+def uplink_devices(cmds: list[Command]) -> dict[str, str]:
+    """Device name -> how it was made (veth or tap)."""
+    made = {}
+    for c in cmds:
+        if c.argv[:3] == ("ip", "link", "add") and "veth" in c.argv:
+            made[c.argv[3]] = made[c.argv[c.argv.index("peer") + 2]] = "veth"
+        if c.argv[:3] == ("ip", "tuntap", "add"):
+            made[c.argv[4]] = c.argv[-1]
+    return made
+
+
+def test_delay_makes_each_uplink_a_tap_pair_for_the_delay_line() -> None:
+    t, cmds = build([NatKind.PRC, NatKind.NONE, NatKind.DOUBLE], Options(delay_ms=40, jitter_ms=6))
+    made = uplink_devices(cmds)
+    wires = t.wires()
+    assert len(wires) == 3
+    for site, wire in zip(t.sites, wires):
+        ns, dev, outer = site.uplink
+        assert (wire.a_ns, wire.a_dev, wire.b_ns, wire.b_dev) == (ns, dev, t.pub_ns, outer)
+        # half the one-way delay on each uplink, each way: 2 x 20 ms between two hosts
+        assert (wire.delay_ms, wire.jitter_ms) == (20, 3)
+        assert made[dev] == made[outer] == "tap"
+    # inside the sites, links stay veth; nothing netem
+    assert made[t.sites[0].hosts[0].iface] == "veth"
+    assert not [c for c in cmds if "netem" in c.argv]
+
+
+def test_without_delay_uplinks_are_veth_and_no_wire_runs() -> None:
+    t, cmds = build([NatKind.PRC, NatKind.NONE])
+    assert t.wires() == []
+    made = uplink_devices(cmds)
+    assert all(made[site.uplink[1]] == "veth" for site in t.sites)
+    assert "tap" not in made.values()
+
+
+def test_rate_puts_a_token_bucket_on_both_ends_of_each_uplink() -> None:
+    t, cmds = build([NatKind.PRC, NatKind.DOUBLE], Options(rate_mbit=50, delay_ms=10))
+    tbf = sorted((c.netns or "", c.argv[4]) for c in cmds if c.argv[:3] == ("tc", "qdisc", "add"))
+    want = sorted((ns, d) for site in t.sites for ns, d in ((site.uplink[0], site.uplink[1]),
+                                                              (t.pub_ns, site.uplink[2])))
+    assert tbf == want
+    argv = next(c.argv for c in cmds if c.argv[0] == "tc")
+    # 1 ms of 50 Mbit/s burst; a queue of one 20 ms round trip at the rate
+    assert argv[5:] == ("root", "tbf", "rate", "50mbit", "burst", "6250", "limit", "125000")
     _, plain = build([NatKind.PRC])
     assert not [c for c in plain if c.argv[0] == "tc"]
 
 
+def test_token_bucket_sizes() -> None:
+    assert tbf_sizes(10, 80) == (3028, 100_000)  # at least two frames of burst; BDP queue
+    assert tbf_sizes(20, 0) == (3028, 50_000)  # no delay: 20 ms of queue
+    burst, limit = tbf_sizes(0.1, 0)
+    assert limit > burst  # a slow link still queues a frame beyond its burst
+
+
+def test_ipv6_is_off_unless_dual_stack() -> None:
+    _, cmds = build([NatKind.PRC])
+    assert not [c for c in cmds if "-6" in c.argv or "ip6tables-restore" in c.argv]
+    assert any(c.argv[-1] == "net.ipv6.conf.default.disable_ipv6=1" for c in cmds)
+
+
+def test_dual_stack_routes_global_prefixes_and_firewalls_the_home_router() -> None:
+    t, cmds = build([NatKind.PRC, NatKind.DOUBLE, NatKind.NONE], Options(ipv6=True))
+    prc, double, none = t.sites
+    assert any(c.argv[-1] == "net.ipv6.conf.default.disable_ipv6=0" for c in cmds)
+    assert not [c for c in cmds if c.argv[-1].endswith("disable_ipv6=1")]
+    addrs = {(c.netns, c.argv[4]) for c in cmds if c.argv[1:4] == ("-6", "addr", "add")}
+    assert (prc.hosts[0].netns, "2001:db8:1::2/64") in addrs
+    assert (prc.ns("rt"), "2001:db8::a/64") in addrs
+    assert (none.hosts[0].netns, "2001:db8::c/64") in addrs
+    routes = {(c.netns, c.argv[4], c.argv[6]) for c in cmds if c.argv[1:4] == ("-6", "route", "add")}
+    assert (t.pub_ns, "2001:db8:1::/64", "2001:db8::a") in routes
+    assert (t.pub_ns, "2001:db8:2::/64", "2001:db8::b") in routes  # to the carrier
+    assert (double.ns("cgn"), "2001:db8:2::/64", "2001:db8:100:2::2") in routes
+    firewalls = [c.netns for c in cmds if c.argv == ("ip6tables-restore",)]
+    assert firewalls == [prc.ns("rt"), double.ns("rt")]  # not the carrier NAT, not the none host
+    # every address added is a documentation address (RFC 3849)
+    assert all(a.startswith("2001:db8:") for _, a in addrs)
+
+
 @pytest.mark.parametrize("kw", [{"loss_percent": 100}, {"loss_percent": -1}, {"delay_ms": -1},
-                                {"jitter_ms": 3}, {"udp_timeout": 0}])
+                                {"jitter_ms": 3}, {"delay_ms": 5, "jitter_ms": 6},
+                                {"rate_mbit": 0}, {"udp_timeout": 0}])
 def test_bad_options(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Options(**kw)  # type: ignore[arg-type]
