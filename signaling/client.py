@@ -7,6 +7,17 @@
         await client.signal(other_id, {"any": "json"})
         async for event in client:      # PeerJoined | PeerLeft | Relayed | Error
             ...
+
+A lost TCP SYN costs the kernel's initial retransmission timeout, 1 s
+(RFC 6298 section 2.1; Linux ``TCP_TIMEOUT_INIT``), then 3 s: on a lossy
+link that was most of a slow connection's time. So the TCP connection is
+raced the way Happy Eyeballs races addresses (RFC 8305 section 5): a new
+attempt starts every ``attempt_delay`` seconds (250 ms, the RFC's
+recommended Connection Attempt Delay) while none has connected, or at once
+when one fails, up to :data:`ATTEMPTS`; the first to connect carries the
+WebSocket handshake and the join, and the others are closed. Only the TCP
+connection is raced: a room is joined once. With a proxy configured for
+the URL, websockets connects through it as before, unraced.
 """
 
 from __future__ import annotations
@@ -14,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
-from collections.abc import AsyncIterator, Generator
-from typing import Any, Self
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Self, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.proxy import get_proxy
 from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from .exceptions import ProtocolError, ServerRefused, SignalingUnavailable
 from .protocol import (
@@ -38,11 +52,110 @@ from .protocol import (
 )
 
 # The errors the client raises belong to its API (icepeer imports them from here).
-__all__ = ["SignalingClient", "Event", "join", "ServerRefused", "SignalingUnavailable"]
+__all__ = [
+    "ATTEMPT_DELAY",
+    "SignalingClient",
+    "Event",
+    "join",
+    "race",
+    "ServerRefused",
+    "SignalingUnavailable",
+]
 
 logger = logging.getLogger(__name__)
 
 Event = PeerJoined | PeerLeft | Relayed | Error
+T = TypeVar("T")
+
+#: Seconds before another TCP connection attempt starts (RFC 8305 section 5).
+ATTEMPT_DELAY = 0.25
+#: TCP connection attempts at most, each ``attempt_delay`` after the last.
+ATTEMPTS = 3
+
+
+async def race(attempt: Callable[[int], Awaitable[T]], *, delay: float, attempts: int,
+               discard: Callable[[T], None]) -> T:
+    """The first of ``attempt(0)``, ``attempt(1)``, ... to succeed, started ``delay`` s apart.
+
+    The next attempt starts early when every running one has failed. Losers
+    are cancelled, and any that succeeded anyway are passed to ``discard``.
+    Raises the last attempt's error when all of them fail.
+    """
+    pending: set[asyncio.Future[T]] = set()
+    errors: list[BaseException] = []
+    winner: list[T] = []
+    started = 0
+    try:
+        while not winner and (pending or started < attempts):
+            if started < attempts:
+                pending.add(asyncio.ensure_future(attempt(started)))
+                started += 1
+            wait = delay if started < attempts else None
+            done, _ = await asyncio.wait(pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                pending.discard(task)
+                error = task.exception()
+                if error is not None:
+                    errors.append(error)
+                elif winner:
+                    discard(task.result())
+                else:
+                    winner.append(task.result())
+    finally:
+        for task in pending:
+            task.cancel()
+        for outcome in await asyncio.gather(*pending, return_exceptions=True):
+            if not isinstance(outcome, BaseException):
+                discard(outcome)
+    if winner:
+        return winner[0]
+    raise errors[-1]
+
+
+async def _open_socket(url: str, attempt_delay: float | None) -> socket.socket | None:
+    """A TCP socket connected to ``url``'s server, raced; ``None`` when a proxy is configured."""
+    uri = parse_uri(url)
+    if get_proxy(uri) is not None:
+        return None
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(uri.host, uri.port, type=socket.SOCK_STREAM)
+
+    async def attempt(n: int) -> socket.socket:
+        family, kind, proto, _, address = infos[n % len(infos)]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+        if n:
+            logger.info("TCP connection attempt %d to %s won", n + 1, url)
+        return sock
+
+    attempts = ATTEMPTS if attempt_delay is not None else 1
+    return await race(attempt, delay=attempt_delay or 0.0, attempts=attempts,
+                      discard=lambda sock: sock.close())
+
+
+async def _open(url: str, ssl_context: ssl.SSLContext | None,
+                attempt_delay: float | None) -> ClientConnection:
+    """The WebSocket connection, over the TCP connection that won the race."""
+    sock = await _open_socket(url, attempt_delay)
+    try:
+        return await connect(
+            url,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            compression=None,
+            open_timeout=None,
+            ssl=ssl_context if url.startswith("wss:") else None,
+            max_size=1 << 20,
+            sock=sock,
+        )
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
 
 
 class SignalingClient:
@@ -63,22 +176,18 @@ class SignalingClient:
         *,
         timeout: float | None = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        attempt_delay: float | None = ATTEMPT_DELAY,
     ) -> SignalingClient:
         """Connect to ``url`` and join ``room``.
 
+        ``attempt_delay``: seconds before racing another TCP connection
+        attempt (see the module's docstring); ``None``: one attempt only.
         Raises :class:`SignalingUnavailable` if the server cannot be reached
         and :class:`ServerRefused` if it refuses the join (``room-full``).
         """
         try:
             async with asyncio.timeout(timeout):
-                ws = await connect(
-                    url,
-                    subprotocols=[Subprotocol(SUBPROTOCOL)],
-                    compression=None,
-                    open_timeout=None,
-                    ssl=ssl_context if url.startswith("wss:") else None,
-                    max_size=1 << 20,
-                )
+                ws = await _open(url, ssl_context, attempt_delay)
         except TimeoutError:
             raise SignalingUnavailable(f"signaling server {url} did not answer within {timeout}s") from None
         except InvalidURI as exc:
