@@ -43,6 +43,9 @@ __all__ = ["Agent", "AgentStats", "GatherFailure"]
 
 logger = logging.getLogger(__name__)
 
+#: DTLS datagrams kept from before the data path is attached.
+MAX_EARLY_DATA = 32
+
 
 def _ignore(*args: object) -> None:
     pass
@@ -89,6 +92,9 @@ class Agent(IceConnection):
         self.on_consent: Callable[[], None] = _ignore
         self.on_heard: Callable[[], None] = _ignore
         self.on_peer_data: Callable[[CandidateSocket], None] = _ignore
+        # The data path (DTLS datagrams from the peer), attached by the stack.
+        self._on_data: Callable[[bytes], None] | None = None
+        self._early_data: list[bytes] = []
 
     # -- gathering --------------------------------------------------------------
 
@@ -246,7 +252,32 @@ class Agent(IceConnection):
 
     def peer_data_received(self, data: bytes, sock: CandidateSocket) -> None:
         self.on_peer_data(sock)
-        self.data_received(data, sock.local_candidate.component)
+        on_data = self._on_data
+        if on_data is not None:
+            on_data(data)
+        elif len(self._early_data) < MAX_EARLY_DATA:
+            # The peer's first DTLS flight may come before our checks end.
+            self._early_data.append(data)
+
+    @property
+    def on_data(self) -> Callable[[bytes], None] | None:
+        """Called with each DTLS datagram from the peer (those that came before are replayed)."""
+        return self._on_data
+
+    @on_data.setter
+    def on_data(self, callback: Callable[[bytes], None] | None) -> None:
+        self._on_data = callback
+        if callback is not None and self._early_data:
+            early, self._early_data = self._early_data, []
+            for data in early:
+                callback(data)
+
+    def send_now(self, data: bytes) -> None:
+        """Send a datagram on the selected pair at once; dropped if there is none (ICE restarts)."""
+        pair = self.selected_pair
+        if pair is None or self.is_closed:
+            return
+        pair.protocol.transport.sendto(data, pair.remote_addr)
 
     def check_answered(self, sock: CandidateSocket, rtt: float, *, consent: bool) -> None:
         self.count("consent_answered" if consent else "checks_answered")

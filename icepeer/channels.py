@@ -1,10 +1,10 @@
-"""The channels of one connection: those we open, and those the peer opens for us to claim.
+"""The channels the peer opens, waiting for the application to claim them.
 
 A channel the peer opens (RFC 8832) waits, unclaimed, until the application
-asks for it by label (:meth:`ChannelSet.claim`); at most
-:data:`MAX_UNCLAIMED` wait at a time, so a peer that opens channels in a
-loop is refused (each new one is closed) instead of filling memory. Closed
-channels are forgotten as soon as nothing in them is left to read.
+asks for it by label (:meth:`ChannelSet.take`); at most :data:`MAX_UNCLAIMED`
+wait at a time, so a peer that opens channels in a loop is refused (each new
+one is closed) instead of filling memory. Closed channels are forgotten as
+soon as nothing in them is left to read.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiortc import RTCDataChannel
-
-from .channel import MAX_MESSAGE_SIZE, Channel
+from .channel import Channel
 
 __all__ = ["ChannelSet", "MAX_UNCLAIMED"]
 
@@ -27,25 +25,19 @@ MAX_UNCLAIMED = 256
 
 class ChannelSet:
     def __init__(self) -> None:
-        self.open: set[Channel] = set()
         self.unclaimed: list[Channel] = []
-        self.max_message_size = MAX_MESSAGE_SIZE
         self._arrivals = asyncio.Event()
 
-    def adopt(self, dc: RTCDataChannel) -> Channel:
-        """Wrap ``dc`` (ours or the peer's) as a :class:`Channel`."""
-        channel = Channel(dc, max_message_size=self.max_message_size, on_closed=self._forget)
-        self.open.add(channel)
-        return channel
-
-    def arrived(self, dc: RTCDataChannel) -> bool:
-        """The peer opened ``dc``; False if it was refused (too many unclaimed)."""
+    def arrived(self, channel: Channel) -> bool:
+        """The peer opened ``channel``; False if it was refused (too many unclaimed)."""
         if len(self.unclaimed) >= MAX_UNCLAIMED:
             logger.warning("the peer opened more than %d channels nobody claimed: closing %r",
-                           MAX_UNCLAIMED, dc.label)
-            dc.close()
-            return False
-        self.unclaimed.append(self.adopt(dc))
+                           MAX_UNCLAIMED, channel.label)
+            self.unclaimed = [c for c in self.unclaimed if not c.drained]
+            if len(self.unclaimed) >= MAX_UNCLAIMED:
+                channel._stack.close_channel(channel.id)
+                return False
+        self.unclaimed.append(channel)
         self._arrivals.set()
         return True
 
@@ -62,15 +54,7 @@ class ChannelSet:
         """Wait until the peer opens another channel."""
         await self._arrivals.wait()
 
-    def buffered(self) -> bool:
-        """Whether any channel has messages not yet handed to SCTP."""
-        return any(c.buffered_amount for c in self.open)
-
-    def abort_all(self) -> None:
-        for channel in list(self.open):
-            channel.abort()
-
-    def _forget(self, channel: Channel) -> None:
-        self.open.discard(channel)
+    def forget(self, channel: Channel) -> None:
+        """A channel closed: if nobody claimed it and nothing is left to read, drop it."""
         if channel in self.unclaimed and channel.drained:
             self.unclaimed.remove(channel)

@@ -23,13 +23,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aioice.candidate import Candidate
-from aiortc import RTCDataChannel
 
 from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers
 
 from . import sdp
 from .agent import Agent
-from .channel import MAX_MESSAGE_SIZE
+from .channel import Channel
 from .channels import ChannelSet
 from .errors import (
     BadDescription,
@@ -70,11 +69,13 @@ class Connection:
         gather_timeout: float,
         tls_context: ssl.SSLContext | None,
         signaling_ssl: ssl.SSLContext | None,
+        receive_buffer: int,
     ) -> None:
         self.room = room
         self.relay_only = relay_only
         self._ice_servers = ice_servers
         self._timeout = timeout
+        self._receive_buffer = receive_buffer
         self._agent_options: dict[str, Any] = {
             "relay_only": relay_only, "host_addresses": host_addresses,
             "gather_timeout": gather_timeout, "tls_context": tls_context,
@@ -170,7 +171,10 @@ class Connection:
             self._ice_servers = self._ice_servers + parse_ice_servers(link.ice_servers)
         except BadUrl as exc:
             logger.warning("ignoring the signaling server's ICE servers: %s", exc)
-        self.stack = Stack()
+        self.stack = Stack(receive_buffer=self._receive_buffer)
+        self.stack.on_channel = self._on_remote_channel
+        self.stack.on_closed = self._on_stack_closed
+        self.stack.on_channel_closed = self.channels.forget
         self.monitor.first_agent()
         self.session = Negotiator(link, self.monitor, self, self.stack.fingerprints())
         link.on_peer_left, link.on_lost = self._on_peer_left, self._on_link_lost
@@ -240,12 +244,10 @@ class Connection:
             self.say(f"ICE connected: {_describe(self.selected_path())}")
             agent = self.monitor.agent
             assert agent is not None
-            await stack.start_dtls(agent, controlling=self.role is Role.OFFERER, dtls_role=session.dtls_role,
-                                   remote=remote, on_state=self._on_dtls_state)
+            await stack.start_dtls(agent, dtls_role=session.dtls_role, remote=remote)
             self.mark("dtls_connected")
             self.monitor.dtls_connected()
-            self.channels.max_message_size = min(remote.max_message_size or MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
-            await stack.start_sctp(remote, self._on_remote_channel)
+            await stack.start_sctp(remote)
         except Exception as exc:  # noqa: BLE001 - handed to connect()'s caller through _established
             self.fail(exc)
             return
@@ -264,19 +266,15 @@ class Connection:
                                 + "; ".join(f"{f.server}: {f.reason}" for f in refusals)) from exc
             raise IceFailed("ICE found no working path to the peer" + self._failure_hint()) from exc
 
-    def _on_dtls_state(self) -> None:
-        stack = self.stack
-        if stack is None or stack.dtls is None or self.closing or not self.established.done():
-            return
-        if stack.dtls.state == "closed":
-            if stack.closed_by_peer():
-                self.peer_gone(True, "peer closed the connection")
-            else:
-                self.peer_gone(False, "the path to the peer is gone")
-
-    def _on_remote_channel(self, dc: RTCDataChannel) -> None:
-        if self.channels.arrived(dc):
+    def _on_remote_channel(self, channel: Channel) -> None:
+        if self.channels.arrived(channel):
             self.mark("channel_open")
+
+    def _on_stack_closed(self, reason: str, graceful: bool) -> None:
+        if self.established.done():
+            self.peer_gone(graceful, reason)
+        else:
+            self.fail(ConnectFailed(reason))
 
     # -- the path ---------------------------------------------------------------
 
@@ -318,7 +316,6 @@ class Connection:
 
     async def teardown(self) -> None:
         self.closing = True
-        self.channels.abort_all()
         if self.stack is not None:
             await self.stack.stop()
         await self.monitor.close()

@@ -22,8 +22,6 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from typing import Any
 
-from aiortc import RTCDataChannelParameters
-
 from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers, parse_ice_url
 from signaling.protocol import valid_room
 
@@ -32,6 +30,8 @@ from .connection import Connection
 from .errors import ConfigError, ConnectFailed, PeerLost
 from .events import Closed, PathChanged, PathLost, PeerEvent
 from .report import ConnectionReport
+from .sctp.association import DEFAULT_RECEIVE_BUFFER
+from .sctp.datachannels import ChannelParameters
 from .session import Role
 from .stack import Stack
 
@@ -69,7 +69,9 @@ class connect:
       RFC 7675) after which it counts as lost;
     - ``host_addresses``: local addresses to gather host candidates on
       (default: every interface but loopback, as aioice does);
-    - ``tls_context``: for ``turns:`` servers; ``signaling_ssl``: for ``wss://``.
+    - ``tls_context``: for ``turns:`` servers; ``signaling_ssl``: for ``wss://``;
+    - ``receive_buffer``: bytes received and not yet read that the connection
+      holds at most (4 MiB); beyond it the peer's sends wait (the SCTP window).
     """
 
     def __init__(
@@ -85,15 +87,18 @@ class connect:
         gather_timeout: float = 5.0,
         tls_context: ssl.SSLContext | None = None,
         signaling_ssl: ssl.SSLContext | None = None,
+        receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
     ) -> None:
         if not valid_room(room):
             raise ConfigError(f"bad room name {room!r}: 1 to 64 characters of A-Z a-z 0-9 . _ -")
         if peer_timeout <= 0:
             raise ConfigError("peer_timeout must be positive")
+        if receive_buffer < 256 * 1024:
+            raise ConfigError("receive_buffer must be at least 256 KiB (four 64 KiB messages)")
         self._peer = Peer(
             signal_url, room, ice_servers=_as_urls(ice_servers), relay_only=relay_only, timeout=timeout,
             peer_timeout=peer_timeout, host_addresses=host_addresses, gather_timeout=gather_timeout,
-            tls_context=tls_context, signaling_ssl=signaling_ssl,
+            tls_context=tls_context, signaling_ssl=signaling_ssl, receive_buffer=receive_buffer,
         )
 
     @property
@@ -189,10 +194,9 @@ class Peer:
         """Open a new channel (in-band, RFC 8832) and wait until it is open."""
         check_reliability(max_retransmits, max_packet_lifetime)
         stack = self._require_connected()
-        dc = stack.open_channel(RTCDataChannelParameters(
-            label=label, ordered=ordered, maxRetransmits=max_retransmits, maxPacketLifeTime=max_packet_lifetime
+        channel = stack.open_channel(ChannelParameters(
+            label=label, ordered=ordered, max_retransmits=max_retransmits, max_packet_lifetime=max_packet_lifetime
         ))
-        channel = self._conn.channels.adopt(dc)
         await self._until_closed(channel.wait_open())
         self._conn.mark("channel_open")
         return channel
@@ -237,7 +241,7 @@ class Peer:
                         return False
                     # Acknowledged data counts even if the peer closed meanwhile:
                     # its last SACK arrives before its close.
-                    if not conn.channels.buffered() and conn.stack.idle():
+                    if conn.stack.idle():
                         return True
                     if conn.closed.done():
                         return False

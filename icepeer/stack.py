@@ -1,99 +1,302 @@
-"""The transport setup: DTLS over the ICE path, SCTP over DTLS (RFC 8261, RFC 8831).
+"""The data path: DTLS over the ICE path, SCTP over DTLS, channels over SCTP (RFC 8261, RFC 8831).
 
-Built once per connection, after the first ICE path is selected; an ICE
-restart moves the :class:`~icepeer.transport.IceTransport` underneath to a
-new agent and neither DTLS nor SCTP notices. The DTLS role comes from
-``a=setup`` (RFC 8842 section 5), the peer's certificate must match the
-fingerprints of its SDP (RFC 8122), and a failure says its real cause.
+This is the thin asyncio glue around three parts that do no I/O:
+:class:`~icepeer.dtls.DtlsEndpoint`, :class:`~icepeer.sctp.association.Association`
+and :class:`~icepeer.sctp.datachannels.DataChannels`. A datagram from the
+ICE agent goes through DTLS and SCTP in one synchronous call chain (no
+queue, no task, no await between the socket and the channel); what they
+have to send is written to the selected pair's socket at once.
+
+Sending is coalesced per event-loop pass: :meth:`Stack.send` only queues,
+and one flush per pass bundles what was queued into packets. Receiving is
+acknowledged per read burst the same way: the SCTP receiver SACKs at the
+end of the pass (or sooner when a packet is out of order, RFC 9260 section
+6.7), not for every packet. An ICE restart moves the stack to the new
+agent (:meth:`Stack.switch`); DTLS and SCTP do not notice.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from collections.abc import Callable
 
-from aiortc import RTCCertificate, RTCDataChannel, RTCDataChannelParameters, RTCDtlsTransport
-from aiortc.rtcdtlstransport import RTCDtlsFingerprint, RTCDtlsParameters
-from aiortc.rtcsctptransport import RTCSctpCapabilities
-
 from . import sdp
 from .agent import Agent
-from .compat.aiortc import SctpTransport, dtls_failure, sctp_idle, set_dtls_role
-from .errors import DtlsFailed, FingerprintMismatch
-from .transport import IceTransport
+from .channel import MAX_MESSAGE_SIZE, Channel
+from .dtls import Certificate, DtlsEndpoint, DtlsState
+from .errors import ConnectFailed, DtlsFailed, FingerprintMismatch
+from .sctp.association import DEFAULT_RECEIVE_BUFFER
+from .sctp.datachannels import ChannelParameters, DataChannels
 
 __all__ = ["Stack"]
 
 logger = logging.getLogger(__name__)
 
 
-class Stack:
-    """DTLS and SCTP for one connection."""
+def _ignore(*args: object) -> None:
+    pass
 
-    def __init__(self) -> None:
-        self.certificate = RTCCertificate.generateCertificate()
-        self.transport: IceTransport | None = None
-        self.dtls: RTCDtlsTransport | None = None
-        self.sctp: SctpTransport | None = None
+
+class Stack:
+    """DTLS, SCTP and the channels of one connection."""
+
+    def __init__(self, *, receive_buffer: int = DEFAULT_RECEIVE_BUFFER) -> None:
+        self.certificate = Certificate()
+        self.receive_buffer = receive_buffer
+        self.dtls: DtlsEndpoint | None = None
+        self.sctp: DataChannels | None = None
+        self.channels: dict[int, Channel] = {}
+        self.max_message_size = MAX_MESSAGE_SIZE
+        self._agent: Agent | None = None
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush_pending = False
+        self._dtls_done: asyncio.Future[None] = self._loop.create_future()
+        self._sctp_up: asyncio.Future[None] = self._loop.create_future()
+        self._waiting_writable: set[Channel] = set()
+        self._closed = False
+        # Set by the owner.
+        self.on_channel: Callable[[Channel], None] = _ignore
+        self.on_closed: Callable[[str, bool], None] = _ignore
+        self.on_channel_closed: Callable[[Channel], None] = _ignore
 
     def fingerprints(self) -> tuple[sdp.Fingerprint, ...]:
-        return tuple(sdp.Fingerprint(f.algorithm, f.value) for f in self.certificate.getFingerprints())
+        return (sdp.Fingerprint("sha-256", self.certificate.fingerprint("sha-256")),)
 
-    async def start_dtls(
-        self,
-        agent: Agent,
-        *,
-        controlling: bool,
-        dtls_role: str,
-        remote: sdp.Description,
-        on_state: Callable[[], None],
-    ) -> None:
+    # -- start-up -----------------------------------------------------------------------
+
+    async def start_dtls(self, agent: Agent, *, dtls_role: str, remote: sdp.Description) -> None:
         """The DTLS handshake over ``agent``'s selected pair; :class:`DtlsFailed` with its cause."""
-        self.transport = IceTransport(agent, controlling=controlling)
-        self.dtls = dtls = RTCDtlsTransport(self.transport, [self.certificate])  # type: ignore[arg-type]
-        set_dtls_role(dtls, dtls_role)
-        dtls.on("statechange", on_state)
-        fingerprints = [RTCDtlsFingerprint(f.algorithm, f.value) for f in remote.fingerprints]
-        try:
-            await dtls.start(RTCDtlsParameters(fingerprints=fingerprints))
-        finally:
-            self.transport.handshake_done()
-        if dtls.state == "failed":
-            failure = dtls_failure(dtls, [(f.algorithm, f.value) for f in remote.fingerprints])
-            raise (FingerprintMismatch if failure.tampering else DtlsFailed)(failure.reason)
+        self.dtls = DtlsEndpoint(self.certificate, server=dtls_role == "server",
+                                 remote_fingerprints=[(f.algorithm, f.value) for f in remote.fingerprints])
+        self.switch(agent)
+        self.dtls.start(self._loop.time())
+        self._send_dtls()
+        self._rearm()
+        await asyncio.shield(self._dtls_done)
+        if self.dtls.state is not DtlsState.CONNECTED:
+            failure = self.dtls.failure or f"DTLS is {self.dtls.state.value}"
+            raise (FingerprintMismatch if self.dtls.tampering else DtlsFailed)(failure)
 
-    async def start_sctp(self, remote: sdp.Description, on_channel: Callable[[RTCDataChannel], None]) -> None:
-        """The SCTP association (RFC 8831 section 5), with the peer's max-message-size."""
+    async def start_sctp(self, remote: sdp.Description) -> None:
+        """The SCTP association, with the peer's port and max-message-size (RFC 8841)."""
         assert self.dtls is not None
-        self.sctp = SctpTransport(self.dtls)
-        self.sctp.on("datachannel", on_channel)
-        await self.sctp.start(RTCSctpCapabilities(maxMessageSize=remote.max_message_size), remote.sctp_port)
-
-    def open_channel(self, parameters: RTCDataChannelParameters) -> RTCDataChannel:
-        assert self.sctp is not None
-        return RTCDataChannel(self.sctp, parameters)
+        self.max_message_size = min(remote.max_message_size or MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
+        self.sctp = DataChannels(self, dtls_client=not self.dtls.server, remote_port=remote.sctp_port,
+                                 receive_buffer=self.receive_buffer, max_message=MAX_MESSAGE_SIZE)
+        self.sctp.association.start(self._loop.time())
+        self._flush()
+        await asyncio.shield(self._sctp_up)
+        if not self.sctp.association.established:
+            raise ConnectFailed("the SCTP association did not start")
 
     def switch(self, agent: Agent) -> None:
-        """Carry DTLS over ``agent`` from now on (after an ICE restart)."""
-        if self.transport is not None:
-            self.transport.switch(agent)
+        """Carry DTLS over ``agent`` from now on (first connection, or after an ICE restart)."""
+        if self._agent is not None and self._agent is not agent:
+            self._agent.on_data = None
+        self._agent = agent
+        agent.on_data = self._datagram
+
+    # -- datagrams in ---------------------------------------------------------------------
+
+    def _datagram(self, data: bytes) -> None:
+        dtls = self.dtls
+        if dtls is None:
+            return
+        now = self._loop.time()
+        was = dtls.state
+        records = dtls.receive(data, now)
+        if dtls.state is not was:
+            self._dtls_changed()
+        sctp = self.sctp
+        if sctp is not None:
+            association = sctp.association
+            for record in records:
+                association.receive(record, now)
+        self._schedule_flush()
+
+    def _dtls_changed(self) -> None:
+        dtls = self.dtls
+        assert dtls is not None
+        if dtls.state in (DtlsState.CONNECTED, DtlsState.FAILED, DtlsState.CLOSED) and not self._dtls_done.done():
+            self._dtls_done.set_result(None)
+        if dtls.state is DtlsState.CLOSED and dtls.closed_by_peer:
+            self._end("peer closed the connection", graceful=True)
+        elif dtls.state is DtlsState.FAILED and self._sctp_up.done():
+            self._end(dtls.failure or "DTLS failed", graceful=False)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, stream: int, data: str | bytes) -> None:
+        assert self.sctp is not None
+        self.sctp.send(stream, data, self._loop.time())
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if self._closed:
+            return
+        now = self._loop.time()
+        sctp, dtls = self.sctp, self.dtls
+        if sctp is not None and dtls is not None and dtls.state is DtlsState.CONNECTED:
+            association = sctp.association
+            association.flush(now, burst_end=True)
+            for packet in association.packets():
+                dtls.send(packet)
+            if self._waiting_writable:
+                self._wake_writers()
+        self._send_dtls()
+        self._rearm()
+
+    def _send_dtls(self) -> None:
+        if self.dtls is None or self._agent is None:
+            return
+        for datagram in self.dtls.datagrams():
+            self._agent.send_now(datagram)
+
+    def wait_writable(self, channel: Channel) -> None:
+        self._waiting_writable.add(channel)
+
+    def _wake_writers(self) -> None:
+        from .channel import LOW_WATER
+
+        for channel in list(self._waiting_writable):
+            if self.buffered(channel.id) <= LOW_WATER:
+                self._waiting_writable.discard(channel)
+                channel._on_writable()
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _rearm(self) -> None:
+        deadlines = []
+        if self.dtls is not None and self.dtls.flight_deadline is not None:
+            deadlines.append(self.dtls.flight_deadline)
+        if self.sctp is not None:
+            deadline = self.sctp.association.next_deadline()
+            if deadline is not None:
+                deadlines.append(deadline)
+        deadline = min(deadlines) if deadlines else None
+        timer = self._timer
+        if timer is not None:
+            if deadline is not None and timer.when() == deadline:
+                return
+            timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        if self.dtls is not None:
+            self.dtls.handle_timer(now)
+        if self.sctp is not None:
+            deadline = self.sctp.association.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.sctp.association.handle_timer(now)
+        self._flush()
+
+    # -- channels (DataChannels' events) ------------------------------------------------------
+
+    def open_channel(self, parameters: ChannelParameters, *, stream: int | None = None) -> Channel:
+        assert self.sctp is not None
+        sid = self.sctp.open(parameters, self._loop.time(), stream=stream)
+        channel = Channel(self, sid, parameters, max_message_size=self.max_message_size,
+                          opened=stream is not None, on_closed=self.on_channel_closed)
+        self.channels[sid] = channel
+        self._schedule_flush()
+        return channel
+
+    def close_channel(self, stream: int) -> None:
+        if self.sctp is not None:
+            self.sctp.close(stream)
+            self._schedule_flush()
+
+    def buffered(self, stream: int) -> int:
+        return self.sctp.buffered(stream) if self.sctp is not None else 0
+
+    def consumed(self, size: int) -> None:
+        if self.sctp is not None:
+            self.sctp.consumed(size)
+            receiver = self.sctp.association.receiver
+            if receiver is not None and receiver.sack_now:
+                self._schedule_flush()  # the window opened: tell the sender
+
+    def opened(self, stream: int, parameters: ChannelParameters, *, by_peer: bool) -> None:
+        if by_peer:
+            channel = Channel(self, stream, parameters, max_message_size=self.max_message_size, opened=True,
+                              on_closed=self.on_channel_closed)
+            self.channels[stream] = channel
+            self.on_channel(channel)
+        elif stream in self.channels:
+            self.channels[stream]._on_open()
+
+    def message(self, stream: int, data: str | bytes, size: int) -> None:
+        channel = self.channels.get(stream)
+        if channel is None:
+            assert self.sctp is not None
+            self.sctp.consumed(size)
+            return
+        channel._on_message(data, size)
+
+    def channel_closed(self, stream: int) -> None:
+        channel = self.channels.pop(stream, None)
+        if channel is not None:
+            self._waiting_writable.discard(channel)
+            channel.abort()
+
+    def association_up(self) -> None:
+        if not self._sctp_up.done():
+            self._sctp_up.set_result(None)
+
+    def association_closed(self, reason: str, *, by_peer: bool) -> None:
+        if not self._sctp_up.done():
+            self._sctp_up.set_result(None)
+        # The peer closing on purpose aborts with "user abort" (aiortc, browsers).
+        graceful = by_peer and "protocol violation" not in reason
+        self._end("peer closed the connection" if graceful else reason, graceful=graceful)
+
+    # -- the end ---------------------------------------------------------------------------------
 
     def idle(self) -> bool:
         """Nothing waits to be sent or acknowledged."""
-        return self.sctp is None or sctp_idle(self.sctp)
+        return self.sctp is None or self.sctp.association.idle
 
-    def closed_by_peer(self) -> bool:
-        """DTLS closed while its path still worked: the peer sent close_notify."""
-        transport = self.transport
-        return transport is not None and transport.agent.connected and not transport.agent.is_closed
+    def _end(self, reason: str, *, graceful: bool) -> None:
+        if self._closed:
+            return
+        for channel in list(self.channels.values()):
+            channel.abort()
+        self.channels.clear()
+        self.on_closed(reason, graceful)
 
     async def stop(self) -> None:
-        if self.sctp is not None:
-            with contextlib.suppress(Exception):
-                await self.sctp.stop()
+        """Close on purpose: SCTP ABORT and DTLS close_notify, as browsers do."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.sctp is not None and self.dtls is not None and self.dtls.state is DtlsState.CONNECTED:
+            self.sctp.association.abort("closed")
+            for packet in self.sctp.association.packets():
+                self.dtls.send(packet)
         if self.dtls is not None:
-            with contextlib.suppress(Exception):
-                await self.dtls.stop()
-        if self.transport is not None:
-            self.transport.close()
+            self.dtls.close()
+            self._send_dtls()
+        for channel in list(self.channels.values()):
+            channel.abort()
+        self.channels.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._dtls_done.done():
+            self._dtls_done.set_result(None)
+        if not self._sctp_up.done():
+            self._sctp_up.set_result(None)
+        if self._agent is not None:
+            self._agent.on_data = None

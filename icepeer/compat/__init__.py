@@ -1,16 +1,18 @@
-"""The only place that touches private names of aioice and aiortc.
+"""The only place that touches private names of the libraries icepeer builds on.
 
-icepeer repairs aioice 0.13 and aiortc 1.16 from the outside (docs/peer.md
-lists each repair and the test that shows the fault). Some repairs need their
-private state: aioice's check list, the pair it nominated, the TURN client
-behind a relay candidate; aiortc's DTLS role setter and its SCTP timers and
-queues. Every such access lives in :mod:`icepeer.compat.aioice` or
-:mod:`icepeer.compat.aiortc`, and each name is declared once in their
-``PRIVATE_NAMES``, with the signature icepeer relies on. ``check()`` (run by
+icepeer repairs aioice 0.13 from the outside (docs/peer.md lists each
+repair and the test that shows the fault). Some repairs need its private
+state: the check list, the pair it nominated, the TURN client behind a relay
+candidate. Every such access lives in :mod:`icepeer.compat.aioice`, one
+module per library, and each name is declared once in its ``PRIVATE_NAMES``,
+with the signature icepeer relies on. :func:`problems` (run by
 ``tests/unit/test_compat.py``) verifies them all against the installed
-versions, so an upgrade that renames one fails there, in one place, instead
-of somewhere deep in a connection. ``pyproject.toml`` pins both libraries to
-the minor series this layer was written for.
+version, so an upgrade that renames one fails there, in one place, instead
+of somewhere deep in a connection. ``pyproject.toml`` pins aioice to the
+minor series this layer was written for. (DTLS and SCTP are icepeer's own,
+:mod:`icepeer.dtls` and :mod:`icepeer.sctp`, on pyOpenSSL's public API:
+aiortc is no longer used by the peer, only by the tests and benchmarks as
+the stock peer to interoperate with and to beat.)
 """
 
 from __future__ import annotations
@@ -91,15 +93,15 @@ class Copied:
 
 
 def problems() -> list[str]:
-    """Every private name or copied body that does not match the installed aioice and aiortc."""
-    from . import aioice, aiortc
+    """Every private name or copied body that does not match the installed libraries."""
+    from . import aioice
 
     found: list[str] = []
-    for entry in (*aioice.PRIVATE_NAMES, *aiortc.PRIVATE_NAMES):
+    for entry in (*aioice.PRIVATE_NAMES, *aioice.OVERRIDDEN):
         problem = entry.problem()
         if problem is not None:
             found.append(problem)
-    for copied in (*aioice.COPIED, *aiortc.COPIED):
+    for copied in aioice.COPIED:
         problem = copied.problem()
         if problem is not None:
             found.append(problem)

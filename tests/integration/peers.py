@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import icepeer
+from signaling.rooms import Hub
+from signaling.server import LocalRooms, ServerConfig, SignalingServer
 
 LOOPBACK = ["127.0.0.1"]
 _rooms = itertools.count()
@@ -39,3 +41,11 @@ async def two_peers(
 async def channels(a: icepeer.Peer, b: icepeer.Peer, label: str = "t", **options: Any) -> tuple[icepeer.Channel, icepeer.Channel]:
     """The same channel on both sides."""
     return await asyncio.gather(a.channel(label, **options), b.channel(label, **options))
+
+
+def server_with_hub(hub: Hub) -> SignalingServer:
+    """A signaling server whose in-process rooms are ``hub`` (a man in the middle, in tests)."""
+    server = SignalingServer(ServerConfig(port=0))
+    server.hub = hub
+    server.rooms = LocalRooms(hub, server.deliver)
+    return server

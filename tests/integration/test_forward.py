@@ -262,7 +262,7 @@ async def test_slow_reader_bounds_what_the_tunnel_holds(signaling_server):
         # Credit: what the listening side sent and the connecting side has not written out <= one window.
         assert 0 < l_stream.stats.bytes_sent - c_stream.stats.bytes_received <= window
         assert c_stream._window.peak <= window
-        assert c_stream._channel._queue.qsize() <= 1  # Channel's own queue is read at once
+        assert len(c_stream._channel._messages) <= 1  # Channel's own queue is read at once
         assert c_stream._writer.transport.get_write_buffer_size() <= window + 65536
         sent_before = l_stream.stats.bytes_sent
         await asyncio.sleep(0.3)

@@ -18,11 +18,10 @@ from icepeer.candidate_socket import CandidateSocket
 from icepeer.coturn import Coturn, free_port
 from signaling.protocol import Signal
 from signaling.rooms import Hub
-from signaling.server import ServerConfig, SignalingServer
 from tests.certs import make_certificate
 from tests.conftest import require_coturn
 
-from .peers import LOOPBACK, channels, room, two_peers
+from .peers import LOOPBACK, channels, room, server_with_hub, two_peers
 
 
 async def exchange(a, b, label="t", **options):
@@ -133,8 +132,7 @@ class TamperingHub(Hub):
 
 
 async def test_tampered_fingerprint_is_refused():
-    server = SignalingServer(ServerConfig(port=0))
-    server.hub = TamperingHub(room_size=2)
+    server = server_with_hub(TamperingHub(room_size=2))
     async with server:
         name = room()
         results = await asyncio.gather(
@@ -180,16 +178,16 @@ async def test_message_size_limit(signaling_server):
 
 def make_lossy(peer, loss=0.2, seed=7):
     """Make the peer's outgoing path lose a fraction of its datagrams, below DTLS."""
-    transport = peer._conn.stack.transport
-    original = transport._send
+    agent = peer._conn.monitor.agent
+    original = agent.send_now
     rng = random.Random(seed)
 
-    async def lossy(data):
+    def lossy(data):
         if rng.random() < loss:
             return
-        await original(data)
+        original(data)
 
-    transport._send = lossy
+    agent.send_now = lossy
 
 
 async def test_channels_of_each_reliability(signaling_server):
@@ -220,7 +218,7 @@ async def test_channels_of_each_reliability(signaling_server):
         assert got == [f"r{i}" for i in range(n)]
         await asyncio.sleep(0.5)
         partial = []
-        while not rexmit[1]._queue.empty():
+        while rexmit[1]._messages:
             partial.append(await rexmit[1].recv())
         assert 0 < len(partial) < n, len(partial)
         assert set(partial) <= {f"x{i}" for i in range(n)}
@@ -342,19 +340,19 @@ async def test_lost_handshake_datagrams_are_resent_early(signaling_server, monke
     from icepeer.agent import Agent
 
     dropped = []
-    original = Agent.send
+    original = Agent.send_now
 
-    async def lossy(self, data):
+    def lossy(self, data):
         if data[:1] == b"\x16" and len(dropped) < 2:
             dropped.append(len(data))
             return
-        await original(self, data)
+        original(self, data)
 
-    monkeypatch.setattr(Agent, "send", lossy)
+    monkeypatch.setattr(Agent, "send_now", lossy)
     async with two_peers(signaling_server.url) as (a, b):
         await exchange(a, b)
         assert len(dropped) == 2
-        assert a._conn.stack.transport.flights_resent + b._conn.stack.transport.flights_resent >= 1
+        assert a._conn.stack.dtls.flights_resent + b._conn.stack.dtls.flights_resent >= 1
 
 
 async def test_a_lost_data_chunk_is_resent_within_webrtc_timers(signaling_server):
@@ -362,18 +360,18 @@ async def test_a_lost_data_chunk_is_resent_within_webrtc_timers(signaling_server
     # chunk after a second at least; dcsctp's (RTO.Min 400 ms) much sooner.
     async with two_peers(signaling_server.url) as (a, b):
         ca, cb = await exchange(a, b)
-        transport = a._conn.stack.transport
-        original = transport._send
+        agent = a._conn.monitor.agent
+        original = agent.send_now
         dropped = []
 
-        async def drop_first_data(data):
+        def drop_first_data(data):
             # DTLS application data (content type 23) carrying our 1000-byte message.
             if data[:1] == b"\x17" and len(data) > 1000 and not dropped:
                 dropped.append(len(data))
                 return
-            await original(data)
+            original(data)
 
-        transport._send = drop_first_data
+        agent.send_now = drop_first_data
         sent = time.monotonic()
         await ca.send(b"m" * 1000)
         assert await asyncio.wait_for(cb.recv(), 5) == b"m" * 1000

@@ -15,9 +15,8 @@ from icepeer.agent import Agent
 from icepeer.channels import MAX_UNCLAIMED
 from signaling.protocol import Signal
 from signaling.rooms import Hub
-from signaling.server import ServerConfig, SignalingServer
 
-from .peers import LOOPBACK, channels, room, two_peers
+from .peers import LOOPBACK, channels, room, server_with_hub, two_peers
 
 pytestmark = pytest.mark.integration
 
@@ -96,13 +95,13 @@ async def test_a_strangers_non_stun_datagram_in_the_stun_range_never_reaches_dtl
         ca, cb = await exchange(a, b)
         agent = a._conn.monitor.agent
         reached: list[bytes] = []
-        original = agent.data_received
+        original = agent.on_data
 
-        def spy(data: bytes, component: int) -> None:
+        def spy(data: bytes) -> None:
             reached.append(data)
-            original(data, component)
+            original(data)
 
-        agent.data_received = spy
+        agent.on_data = spy
         target = a.report().local
         junk = [b"\x00", b"\x01\x02 not stun at all", b"\x03" + bytes(40), b"\x02" * 19]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -160,8 +159,7 @@ class Sha1Hub(Hub):
 
 async def test_a_dtls_failure_after_the_handshake_says_its_real_cause():
     # It used to be reported as a fingerprint mismatch ("someone may be tampering").
-    server = SignalingServer(ServerConfig(port=0))
-    server.hub = Sha1Hub(room_size=2)
+    server = server_with_hub(Sha1Hub(room_size=2))
     async with server:
         name = room()
         results = await asyncio.gather(
@@ -186,7 +184,7 @@ async def test_closed_channels_are_forgotten(signaling_server):
         for i in range(20):
             ca, cb = await channels(a, b, f"c{i}")
             await ca.close()
-        await eventually(lambda: not a._conn.channels.open and not b._conn.channels.open)
+        await eventually(lambda: not a._conn.stack.channels and not b._conn.stack.channels)
         await exchange(a, b, "still-works")
 
 

@@ -1,0 +1,437 @@
+"""The sending half of an SCTP association: TSNs, congestion control, retransmission. No I/O.
+
+- Messages are split into DATA chunks and given TSNs and stream sequence
+  numbers when queued (RFC 9260 section 6.6, 6.9); they wait in
+  ``outbound`` until the congestion window (``cwnd``, section 7.2) and the
+  peer's receive window (section 6.1) let them go, bundled into packets of
+  at most ``max_packet`` bytes.
+- A SACK (section 6.2.1) acknowledges the chunks up to its cumulative TSN
+  and those in its gap blocks. The chunks in flight sit in TSN order, so the
+  cost of a SACK is the chunks it acknowledges, plus the holes below its
+  highest gap block when there is loss; never a walk over the whole flight.
+- Loss: three miss indications make a fast retransmission and one fast
+  recovery per window (section 7.2.4); the T3-rtx timer retransmits
+  everything outstanding with the window collapsed to one packet (section
+  6.3.3). RTO follows section 6.3.1 with WebRTC's own bounds (dcsctp:
+  initial 500 ms, minimum 400 ms).
+- Partial reliability (RFC 3758): a message past its retransmission count
+  or lifetime is abandoned whole, and FORWARD-TSN tells the receiver to skip it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from .chunks import (
+    DATA_HEADER_LENGTH,
+    FLAG_BEGIN,
+    FLAG_END,
+    FLAG_IMMEDIATE,
+    FLAG_UNORDERED,
+    ForwardTsnChunk,
+    SackChunk,
+    data_chunk,
+)
+from .serial import tsn_add, tsn_diff
+
+__all__ = ["Sender", "OutChunk", "OutMessage", "RTO_INITIAL", "RTO_MIN", "RTO_MAX"]
+
+RTO_INITIAL = 0.5
+RTO_MIN = 0.4
+RTO_MAX = 60.0
+RTO_ALPHA, RTO_BETA = 1 / 8, 1 / 4
+#: Initial congestion window: RFC 9260 section 7.2.1 allows min(4 MTU, max(2 MTU, 4380 bytes));
+#: WebRTC's stacks start at 10 MTU, as TCP does since RFC 6928.
+INITIAL_CWND_PACKETS = 10
+#: Slow start grows cwnd by what a SACK acknowledged, up to this many MTUs.
+#: RFC 9260 7.2.1 caps it at one, assuming a SACK for every packet or two;
+#: icepeer's receivers acknowledge up to 8 packets with one SACK (one per
+#: read burst), so the cap scales with that, as RFC 3465's L does for TCP.
+#: Against a peer that SACKs every packet, the growth is RFC 9260's.
+SLOW_START_CAP = 8
+
+
+class OutMessage:
+    """One message being sent, for partial reliability and bufferedAmount."""
+
+    __slots__ = ("abandoned", "expires", "max_retransmits", "stream", "unsent")
+
+    def __init__(self, stream: int, max_retransmits: int | None, expires: float | None) -> None:
+        self.stream = stream
+        self.max_retransmits = max_retransmits
+        self.expires = expires
+        self.abandoned = False
+        #: Chunks of this message never sent yet.
+        self.unsent = 0
+
+
+class OutChunk:
+    __slots__ = (
+        "acked",
+        "flags",
+        "message",
+        "misses",
+        "payload",
+        "ppid",
+        "retransmit",
+        "sends",
+        "sent_at",
+        "size",
+        "ssn",
+        "stream",
+        "tsn",
+    )
+
+    def __init__(self, tsn: int, stream: int, ssn: int, ppid: int, flags: int, payload: bytes,
+                 message: OutMessage) -> None:
+        self.tsn = tsn
+        self.stream = stream
+        self.ssn = ssn
+        self.ppid = ppid
+        self.flags = flags
+        self.payload = payload
+        self.message = message
+        self.sent_at = 0.0
+        self.sends = 0
+        self.acked = False
+        self.retransmit = False
+        self.misses = 0
+        #: Bytes on the wire, for the windows (RFC 9260 counts user data; padding and header too here).
+        self.size = DATA_HEADER_LENGTH + len(payload) + (-len(payload) % 4)
+
+
+class Sender:
+    def __init__(self, initial_tsn: int, *, max_packet: int, header: int) -> None:
+        self.max_packet = max_packet
+        self.mtu_payload = max_packet - header  # room for chunks in a packet
+        self.max_fragment = (self.mtu_payload - DATA_HEADER_LENGTH) // 4 * 4
+        self.next_tsn = initial_tsn
+        self.cumulative_acked = tsn_add(initial_tsn, -1)
+        self.advanced_peer_ack = self.cumulative_acked
+        self.outbound: deque[OutChunk] = deque()
+        self.inflight: deque[OutChunk] = deque()
+        self.retransmits: deque[OutChunk] = deque()
+        self.flight_size = 0
+        self.cwnd = INITIAL_CWND_PACKETS * max_packet
+        self.ssthresh = 1 << 30
+        self.partial_bytes_acked = 0
+        self.peer_rwnd = 1 << 20
+        self.fast_recovery_exit: int | None = None
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = RTO_INITIAL
+        self.t3_deadline: float | None = None
+        #: Consecutive T3 expiries without progress (RFC 9260 section 8.1).
+        self.error_count = 0
+        self.forward_tsn_due = False
+        self._ssn: dict[int, int] = {}
+        #: Bytes queued per stream and never sent (WebRTC's bufferedAmount).
+        self.buffered: dict[int, int] = {}
+        self.total_buffered = 0
+        self.packets_sent = 0
+        self.retransmitted = 0
+        #: Set the I bit on the last chunk before the queue runs dry (RFC 7053).
+        self.immediate_when_idle = True
+
+    # -- queueing -----------------------------------------------------------------
+
+    def queue(self, stream: int, ppid: int, data: bytes, *, ordered: bool, max_retransmits: int | None,
+              expires: float | None) -> None:
+        """Split a message into chunks with TSNs (and, if ordered, a stream sequence number)."""
+        message = OutMessage(stream, max_retransmits, expires)
+        if ordered:
+            ssn = self._ssn.get(stream, 0)
+            self._ssn[stream] = (ssn + 1) & 0xFFFF
+            base = 0
+        else:
+            ssn, base = 0, FLAG_UNORDERED
+        size, step = len(data), self.max_fragment
+        last = max(size - 1, 0) // step
+        tsn = self.next_tsn
+        for index in range(last + 1):
+            flags = base | (FLAG_BEGIN if index == 0 else 0) | (FLAG_END if index == last else 0)
+            payload = data[index * step:(index + 1) * step] if last else data
+            self.outbound.append(OutChunk(tsn, stream, ssn, ppid, flags, payload, message))
+            tsn = (tsn + 1) & 0xFFFFFFFF
+        message.unsent = last + 1
+        self.next_tsn = tsn
+        self.buffered[stream] = self.buffered.get(stream, 0) + size
+        self.total_buffered += size
+
+    def reset_ssn(self, streams: Iterable[int]) -> None:
+        """Our outgoing streams were reset (RFC 6525 section 5.2.2): sequence numbers start again."""
+        for stream in streams:
+            self._ssn.pop(stream, None)
+
+    @property
+    def last_assigned_tsn(self) -> int:
+        return tsn_add(self.next_tsn, -1)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, in flight, or waiting for a FORWARD-TSN."""
+        return not self.outbound and not self.inflight and not self.forward_tsn_due
+
+    # -- transmitting ---------------------------------------------------------------
+
+    def transmit(self, now: float, first: bytes = b"") -> list[bytes]:
+        """Chunk bytes for each packet that may go now; ``first`` (a SACK) leads the first packet."""
+        packets: list[bytes] = []
+        room = self.mtu_payload - len(first)
+        current = [first] if first else []
+        if self.retransmits:
+            current, room = self._retransmit(now, packets, current, room)
+        outbound = self.outbound
+        while outbound and self.flight_size < self.cwnd:
+            chunk = outbound[0]
+            if chunk.message.abandoned or self._expired(chunk, now):
+                outbound.popleft()
+                self._abandon(chunk.message, now)
+                continue
+            if chunk.size > self.peer_rwnd and self.flight_size:
+                break  # the peer's window is full; with nothing in flight, probe (RFC 9260 6.1 rule A)
+            if chunk.size > room:
+                packets.append(b"".join(current))
+                current, room = [], self.mtu_payload
+            outbound.popleft()
+            flags = chunk.flags
+            if not outbound and self.immediate_when_idle:
+                # The last chunk before we go idle: ask for a SACK at once
+                # (RFC 7053), so the delayed SACK costs nothing when we stop.
+                flags |= FLAG_IMMEDIATE
+            chunk.sends = 1
+            chunk.sent_at = now
+            self._sent_first(chunk)
+            self.inflight.append(chunk)
+            self.flight_size += chunk.size
+            self.peer_rwnd = max(0, self.peer_rwnd - chunk.size)
+            current.append(data_chunk(flags, chunk.tsn, chunk.stream, chunk.ssn, chunk.ppid, chunk.payload))
+            room -= chunk.size
+        if current:
+            packets.append(b"".join(current))
+        if self.inflight and self.t3_deadline is None:
+            self.t3_deadline = now + self.rto
+        self.packets_sent += len(packets)
+        return packets
+
+    def _retransmit(self, now: float, packets: list[bytes], current: list[bytes],
+                    room: int) -> tuple[list[bytes], int]:
+        # RFC 9260 7.2.4 (3): a fast retransmission may exceed cwnd by one packet.
+        allowance = self.mtu_payload
+        while self.retransmits:
+            chunk = self.retransmits[0]
+            if chunk.acked or not chunk.retransmit:
+                self.retransmits.popleft()
+                continue
+            if self.flight_size >= self.cwnd and allowance <= 0:
+                break
+            message = chunk.message
+            limit = message.max_retransmits
+            if message.abandoned or (limit is not None and chunk.sends > limit) or self._expired(chunk, now):
+                self.retransmits.popleft()
+                self._abandon(message, now)
+                continue
+            self.retransmits.popleft()
+            if chunk.size > room:
+                packets.append(b"".join(current))
+                current, room = [], self.mtu_payload
+            chunk.retransmit = False
+            chunk.sends += 1
+            chunk.misses = 0
+            self.flight_size += chunk.size
+            allowance -= chunk.size
+            self.retransmitted += 1
+            current.append(data_chunk(chunk.flags, chunk.tsn, chunk.stream, chunk.ssn, chunk.ppid, chunk.payload))
+            room -= chunk.size
+        if self.t3_deadline is None:
+            self.t3_deadline = now + self.rto
+        return current, room
+
+    def _sent_first(self, chunk: OutChunk) -> None:
+        message = chunk.message
+        message.unsent -= 1
+        sent = len(chunk.payload)
+        self.buffered[chunk.stream] -= sent
+        self.total_buffered -= sent
+
+    @staticmethod
+    def _expired(chunk: OutChunk, now: float) -> bool:
+        expires = chunk.message.expires
+        return expires is not None and now >= expires
+
+    # -- partial reliability (RFC 3758) -------------------------------------------------
+
+    def _abandon(self, message: OutMessage, now: float) -> None:
+        """Abandon every chunk of ``message`` (RFC 3758 section 3.5 A1-A3).
+
+        Its chunks never sent are at the head of ``outbound`` (a message's
+        chunks have consecutive TSNs and go out in order): they move into the
+        flight as if sent and acknowledged, so that the advanced peer ack point
+        can pass them and FORWARD-TSN covers their TSNs.
+        """
+        message.abandoned = True
+        for chunk in self.inflight:
+            if chunk.message is message and not chunk.acked:
+                if not chunk.retransmit:
+                    self.flight_size -= chunk.size
+                chunk.acked = True  # no longer outstanding
+                chunk.retransmit = False
+        outbound = self.outbound
+        while outbound and outbound[0].message is message:
+            chunk = outbound.popleft()
+            self._sent_first(chunk)
+            chunk.acked = True
+            self.inflight.append(chunk)
+        self._update_advanced_peer_ack()
+
+    def _update_advanced_peer_ack(self) -> None:
+        """Move the advanced peer ack point over abandoned chunks (RFC 3758 section 3.5 C1-C2)."""
+        point = self.advanced_peer_ack
+        if tsn_diff(point, self.cumulative_acked) < 0:
+            point = self.cumulative_acked
+        for chunk in self.inflight:
+            if tsn_diff(chunk.tsn, point) <= 0:
+                continue
+            if not chunk.message.abandoned:
+                break
+            point = chunk.tsn
+        if point != self.advanced_peer_ack:
+            self.advanced_peer_ack = point
+        if tsn_diff(point, self.cumulative_acked) > 0:
+            self.forward_tsn_due = True
+
+    def forward_tsn(self) -> ForwardTsnChunk | None:
+        """The FORWARD-TSN to send, if the advanced peer ack point is ahead of the peer (RFC 3758 3.5 C3)."""
+        self.forward_tsn_due = False
+        if tsn_diff(self.advanced_peer_ack, self.cumulative_acked) <= 0:
+            return None
+        streams: dict[int, int] = {}
+        for chunk in self.inflight:
+            if tsn_diff(chunk.tsn, self.advanced_peer_ack) > 0:
+                break
+            if not chunk.flags & FLAG_UNORDERED:
+                streams[chunk.stream] = chunk.ssn
+        return ForwardTsnChunk(self.advanced_peer_ack, sorted(streams.items()))
+
+    # -- acknowledgements ----------------------------------------------------------
+
+    def on_sack(self, sack: SackChunk, now: float) -> bool:
+        """Process a SACK; True if it acknowledged something new."""
+        cumulative = sack.cumulative_tsn
+        ahead = tsn_diff(cumulative, self.cumulative_acked)
+        if ahead < 0:
+            return False  # an older SACK, arrived late (RFC 9260 section 6.2.1 D i)
+        if tsn_diff(cumulative, self.next_tsn) >= 0:
+            return False  # acknowledges TSNs never sent: ignore it
+        flight_before = self.flight_size
+        acked_bytes = 0
+        rtt_sample: float | None = None
+        inflight = self.inflight
+        # 1. The cumulative ack (chunks leave the flight).
+        while inflight and tsn_diff(inflight[0].tsn, cumulative) <= 0:
+            chunk = inflight.popleft()
+            if not chunk.acked:
+                acked_bytes += chunk.size
+                if not chunk.retransmit:
+                    self.flight_size -= chunk.size
+                chunk.acked = True
+                if chunk.sends == 1 and rtt_sample is None:
+                    rtt_sample = now - chunk.sent_at
+        if ahead > 0:
+            self.cumulative_acked = cumulative
+            if tsn_diff(self.advanced_peer_ack, cumulative) < 0:
+                self.advanced_peer_ack = cumulative
+            self.error_count = 0
+        # 2. Gap blocks: offsets from the cumulative TSN, into the flight by index.
+        highest_acked_index = -1
+        base = tsn_add(cumulative, 1)
+        first = inflight[0].tsn if inflight else base
+        shift = tsn_diff(base, first)  # 0 unless chunks below base are still in flight
+        for start, end in sack.gaps:
+            if start > end or start == 0:
+                continue
+            lo, hi = shift + start - 1, min(shift + end - 1, len(inflight) - 1)
+            for index in range(max(lo, 0), hi + 1):
+                chunk = inflight[index]
+                if not chunk.acked:
+                    acked_bytes += chunk.size
+                    if not chunk.retransmit:
+                        self.flight_size -= chunk.size
+                    chunk.acked = True
+                    chunk.retransmit = False
+                    if chunk.sends == 1 and rtt_sample is None:
+                        rtt_sample = now - chunk.sent_at
+            highest_acked_index = max(highest_acked_index, hi)
+        # 3. Miss indications below the highest gap-acked TSN (RFC 9260 section 7.2.4).
+        fast = False
+        if highest_acked_index > 0:
+            for index in range(highest_acked_index):
+                chunk = inflight[index]
+                if chunk.acked or chunk.retransmit:
+                    continue
+                chunk.misses += 1
+                if chunk.misses >= 3:
+                    chunk.misses = 0
+                    chunk.retransmit = True
+                    self.flight_size -= chunk.size
+                    self.retransmits.append(chunk)
+                    fast = True
+        if rtt_sample is not None:
+            self._update_rto(rtt_sample)
+        # 4. Congestion control (sections 7.2.1, 7.2.2, 7.2.4).
+        if self.fast_recovery_exit is not None and tsn_diff(cumulative, self.fast_recovery_exit) >= 0:
+            self.fast_recovery_exit = None
+        if fast and self.fast_recovery_exit is None:
+            self.ssthresh = max(self.cwnd // 2, 4 * self.max_packet)
+            self.cwnd = self.ssthresh
+            self.partial_bytes_acked = 0
+            self.fast_recovery_exit = tsn_add(self.next_tsn, -1)
+        elif ahead > 0 and self.fast_recovery_exit is None:
+            if self.cwnd <= self.ssthresh:
+                if flight_before >= self.cwnd - self.max_packet:
+                    self.cwnd += min(acked_bytes, SLOW_START_CAP * self.max_packet)
+            else:
+                self.partial_bytes_acked += acked_bytes
+                if self.partial_bytes_acked >= self.cwnd and flight_before >= self.cwnd - self.max_packet:
+                    self.partial_bytes_acked -= self.cwnd
+                    self.cwnd += self.max_packet
+        # 5. The peer's window (section 6.2.1), and the T3 timer (section 6.3.2).
+        self.peer_rwnd = max(0, sack.a_rwnd - self.flight_size)
+        if not inflight or (all(c.acked for c in inflight) and not self.retransmits):
+            self.t3_deadline = None
+        elif ahead > 0:
+            self.t3_deadline = now + self.rto
+        self._update_advanced_peer_ack()
+        return acked_bytes > 0
+
+    def _update_rto(self, rtt: float) -> None:
+        # RFC 9260 section 6.3.1 C2, C3.
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = (1 - RTO_BETA) * self.rttvar + RTO_BETA * abs(self.srtt - rtt)
+            self.srtt = (1 - RTO_ALPHA) * self.srtt + RTO_ALPHA * rtt
+        self.rto = min(max(self.srtt + 4 * self.rttvar, RTO_MIN), RTO_MAX)
+
+    # -- the T3-rtx timer ---------------------------------------------------------------
+
+    def on_t3(self, now: float) -> None:
+        """T3-rtx expired (RFC 9260 section 6.3.3): everything outstanding goes again, window collapsed."""
+        self.t3_deadline = None
+        if not self.inflight:
+            return
+        self.error_count += 1
+        self.ssthresh = max(self.cwnd // 2, 4 * self.max_packet)
+        self.cwnd = self.max_packet
+        self.partial_bytes_acked = 0
+        self.fast_recovery_exit = None
+        self.rto = min(self.rto * 2, RTO_MAX)
+        self.retransmits.clear()
+        for chunk in self.inflight:
+            if not chunk.acked:
+                if not chunk.retransmit:
+                    self.flight_size -= chunk.size
+                chunk.retransmit = True
+                self.retransmits.append(chunk)
+        self.t3_deadline = now + self.rto

@@ -1,0 +1,372 @@
+"""icepeer's SCTP (RFC 9260, 3758, 6525) and data channels (RFC 8831, 8832), by plain calls.
+
+Two endpoints are wired in memory (``sctp_world.World``) with a fake clock,
+a 10 ms one-way delay, and loss chosen at random or packet by packet.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from icepeer.sctp import chunks as c
+from icepeer.sctp.association import MAX_PACKET
+from icepeer.sctp.datachannels import ChannelParameters, DcepMalformed, encode_open, parse_open
+from icepeer.sctp.receiver import OVERHEAD, SACK_EVERY
+
+from .sctp_world import World
+
+pytestmark = pytest.mark.unit
+
+
+def open_channel(w: World, parameters: ChannelParameters | None = None) -> tuple[int, int]:
+    """A channel a opens; its stream id on both sides once the ACK is back."""
+    stream = w.a.channels.open(parameters or ChannelParameters(label="t"), w.now)
+    w.pump()
+    w.run(lambda: any(s == stream and not by_peer for s, _, by_peer in w.a.opens), limit=w.now + 10)
+    assert w.b.opens and w.b.opens[-1][0] == stream
+    return stream, stream
+
+
+def kinds(packet: bytes) -> list[int]:
+    return c.parse_packet(packet).order
+
+
+# -- handshake -------------------------------------------------------------------------
+
+
+def test_both_sides_init_at_once_and_meet():
+    w = World()
+    w.connect()
+    assert w.now == pytest.approx(0.03)  # INIT, INIT-ACK, COOKIE-ECHO; both at once
+
+
+def test_one_side_late_is_answered_before_it_starts():
+    w = World()
+    w.a.channels.association.start(w.now)
+    w.pump()
+    w.run(lambda: w.b.up and w.a.up, limit=1)
+    assert w.a.up and w.b.up  # b answered a's INIT though it never started
+
+
+def test_a_lost_init_is_sent_again():
+    w = World()
+    w.drop = lambda who, packet: who == "a" and kinds(packet) == [c.INIT] and w.sent["a"] == 1
+    w.a.channels.association.start(w.now)
+    w.pump()
+    w.run(lambda: w.a.up and w.b.up, limit=5)
+    assert w.a.up and 0.5 <= w.now < 1.0  # T1-init: 500 ms
+
+
+def test_a_forged_cookie_is_ignored():
+    w = World()
+    w.connect()
+    b = w.b.channels.association
+    forged = c.serialize_packet(5000, 5000, b.local_tag, bytes(c.Chunk(c.COOKIE_ECHO, 0, b"\x00" * 24)))
+    b.receive(forged, w.now)
+    assert [kinds(p) for p in b.packets()] == []
+
+
+# -- messages ----------------------------------------------------------------------------
+
+
+def test_messages_of_every_kind_arrive():
+    w = World()
+    w.connect()
+    sa, sb = open_channel(w)
+    big = bytes(range(256)) * 240  # 61,440 bytes: 53 chunks
+    for message in ("text", b"\x00bin", "", b"", big, "é" * 1000):
+        w.a.channels.send(sa, message, w.now)
+    w.pump()
+    w.run(lambda: len(w.b.messages) == 6, limit=5)
+    assert [m for _, m in w.b.messages] == ["text", b"\x00bin", "", b"", big, "é" * 1000]
+
+
+@pytest.mark.parametrize("loss", [0.01, 0.05, 0.2])
+def test_a_reliable_ordered_channel_loses_nothing(loss):
+    w = World(loss=loss, seed=11)
+    w.connect()
+    sa, _ = open_channel(w)
+    sent = [f"{i}:" + "x" * (i * 37 % 3000) for i in range(1000)]
+    for message in sent:
+        w.a.channels.send(sa, message, w.now)
+    w.pump()
+    w.run(lambda: len(w.b.messages) == len(sent), limit=600)
+    assert [m for _, m in w.b.messages] == sent
+    assert w.a.channels.association.sender.retransmitted > 0
+
+
+def test_unordered_messages_are_not_held_behind_a_loss():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w, ChannelParameters(label="u", ordered=False))
+    first = []
+    w.drop = lambda who, packet: who == "a" and bool(c.parse_packet(packet).data) and not first \
+        and not first.append(1)
+    for i in range(5):
+        w.a.channels.send(sa, f"u{i}", w.now)
+        w.pump()
+    w.run(lambda: len(w.b.messages) == 4, limit=w.now + 0.05)
+    assert [m for _, m in w.b.messages] == ["u1", "u2", "u3", "u4"]  # u0 comes later, alone
+    w.run(lambda: len(w.b.messages) == 5, limit=w.now + 2)
+    assert w.b.messages[-1][1] == "u0"
+
+
+# -- SACK timing (RFC 9260 section 6.2) ---------------------------------------------------
+
+
+def sacks_from(w: World, who: str) -> list[c.SackChunk]:
+    out = []
+    original = w.pump
+
+    def pump() -> None:
+        association = w.side(who).channels.association
+        association.flush(w.now, burst_end=True)
+        held = association.packets()
+        for packet in held:
+            for chunk in c.parse_packet(packet).chunks:
+                if chunk.type == c.SACK:
+                    out.append(c.SackChunk.parse(chunk.body))
+        association._out[:0] = held
+        original()
+
+    w.pump = pump  # type: ignore[method-assign]
+    return out
+
+
+def test_one_sack_per_burst_and_at_least_every_eighth_packet():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    sacks = sacks_from(w, "b")
+    for _i in range(40):  # 40 packets, sent in one burst
+        w.a.channels.send(sa, b"p" * 1100, w.now)
+    w.pump()
+    w.run(lambda: len(w.b.messages) == 40, limit=5)
+    w.run(limit=w.now + 0.5)
+    # aiortc sends one SACK per packet: 40. RFC 9260 asks for one per two at least.
+    assert 40 // SACK_EVERY <= len(sacks) <= 40 // 2
+    assert w.a.channels.association.sender.inflight == type(w.a.channels.association.sender.inflight)()
+
+
+def test_a_lone_packet_is_acknowledged_within_200_ms():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    w.run(limit=w.now + 1)  # quiet
+    sacks = sacks_from(w, "b")
+    sender = w.a.channels.association.sender
+    sender.immediate_when_idle = False  # no I bit: the receiver's delayed SACK timer decides
+    w.a.channels.send(sa, "one", w.now)
+    sent_at = w.now
+    w.pump()
+    w.run(lambda: bool(sacks), limit=w.now + 1)
+    assert sacks and w.now - sent_at == pytest.approx(w.delay + 0.2)  # sent when the timer fired
+    w.run(limit=w.now + w.delay)
+    assert not sender.inflight
+
+
+def test_the_last_chunk_before_idle_asks_for_an_immediate_sack():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    w.run(limit=w.now + 1)
+    sacks = sacks_from(w, "b")
+    w.a.channels.send(sa, "alone", w.now)
+    sent_at = w.now
+    w.pump()
+    w.run(lambda: bool(sacks), limit=w.now + 1)
+    assert w.now - sent_at == pytest.approx(w.delay)  # sent as the chunk arrived: RFC 7053's I bit
+
+
+def test_a_gap_is_reported_at_once_and_repaired_by_fast_retransmit():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    sacks = sacks_from(w, "b")
+    dropped = []
+
+    def drop(who: str, packet: bytes) -> bool:
+        data = c.parse_packet(packet).data
+        if who == "a" and data and not dropped:
+            dropped.append(data[0][1])
+            return True
+        return False
+
+    w.drop = drop
+    for _i in range(12):
+        w.a.channels.send(sa, b"f" * 1100, w.now)
+    w.pump()
+    w.run(lambda: len(w.b.messages) == 12, limit=5)
+    assert any(s.gaps for s in sacks)
+    # Repaired by fast retransmit, long before the T3 timer (RTO >= 400 ms).
+    assert w.now < 0.4 + 0.1 + 0.05 and w.a.channels.association.sender.retransmitted == 1
+
+
+def test_a_lost_tail_is_resent_by_the_t3_timer():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    w.drop = lambda who, packet: who == "a" and bool(c.parse_packet(packet).data) and w.now < 10
+    w.a.channels.send(sa, "tail", w.now)
+    w.pump()
+    w.run(lambda: w.now >= 10, limit=11)
+    w.drop = None
+    w.run(lambda: bool(w.b.messages and w.b.messages[-1][1] == "tail"), limit=30)
+    sender = w.a.channels.association.sender
+    assert sender.retransmitted >= 4 and sender.rto > 1.0  # backed off, then delivered
+
+
+# -- the receive window: bounded memory (RFC 9260 section 6) ------------------------------
+
+
+def test_a_reader_that_stops_stops_the_sender_and_loses_nothing():
+    w = World(receive_buffer=256 * 1024)
+    w.connect()
+    sa, _ = open_channel(w)
+    w.b.auto_read = False
+    messages = [bytes([i % 256]) * 16000 for i in range(200)]  # 3.2 MB
+    for message in messages:
+        w.a.channels.send(sa, message, w.now)
+    w.pump()
+    w.run(limit=w.now + 5)
+    receiver = w.b.channels.association.receiver
+    held = receiver.held + receiver.unread
+    assert held <= 256 * 1024 + MAX_PACKET + OVERHEAD
+    assert receiver.a_rwnd == 0 and receiver.dropped <= 16  # zero-window probes only
+    assert len(w.b.messages) < 20
+    w.b.auto_read = True
+    w.b.read_all()
+    w.pump()
+    w.run(lambda: len(w.b.messages) == len(messages), limit=w.now + 60)
+    assert [m for _, m in w.b.messages] == messages
+
+
+def test_a_peer_that_ignores_the_window_is_cut_off():
+    w = World(receive_buffer=256 * 1024)
+    w.connect()
+    sa, _ = open_channel(w)
+    w.b.auto_read = False
+    sender = w.a.channels.association.sender
+    for _i in range(400):
+        w.a.channels.send(sa, b"z" * 16000, w.now)
+        sender.peer_rwnd = 1 << 30  # the hostile sender pretends the window is open
+        sender.cwnd = 1 << 30
+        w.pump()
+        w.run(limit=w.now + 0.01)
+        if w.b.ended:
+            break
+    w.run(limit=w.now + 0.1)  # the ABORT reaches a
+    reason, by_peer = w.b.ended  # type: ignore[misc]
+    assert "beyond the receive window" in reason and not by_peer
+    receiver = w.b.channels.association.receiver
+    assert receiver.held + receiver.unread <= 256 * 1024 + MAX_PACKET + OVERHEAD
+    assert w.a.ended and "protocol violation" in w.a.ended[0]
+
+
+def test_a_message_larger_than_the_limit_aborts():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    w.a.channels.send(sa, b"m" * 70000, w.now)  # max_message is 65536 on both sides
+    w.pump()
+    w.run(lambda: w.b.ended is not None, limit=5)
+    assert w.b.ended and "65536" in w.b.ended[0]
+
+
+# -- partial reliability (RFC 3758) -------------------------------------------------------
+
+
+def test_max_retransmits_zero_skips_lost_messages_without_a_stall():
+    w = World(loss=0.2, seed=4)
+    w.connect()
+    sa, _ = open_channel(w, ChannelParameters(label="pr", max_retransmits=0))
+    for i in range(300):
+        w.a.channels.send(sa, f"m{i}", w.now)
+        w.pump()
+        w.run(limit=w.now + 0.002)
+    w.run(limit=w.now + 10)
+    got = [m for _, m in w.b.messages]
+    assert 150 < len(got) < 300
+    assert got == sorted(got, key=lambda m: int(str(m)[1:]))  # ordered, with holes
+    sender = w.a.channels.association.sender
+    assert sender.idle and sender.advanced_peer_ack == sender.cumulative_acked
+
+
+def test_an_expired_lifetime_message_is_skipped():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w, ChannelParameters(label="t", max_packet_lifetime=100))
+    w.drop = lambda who, packet: who == "a" and bool(c.parse_packet(packet).data) and w.now < 1
+    w.a.channels.send(sa, "stale", w.now)
+    w.pump()
+    w.run(limit=1)
+    w.drop = None
+    w.a.channels.send(sa, "fresh", w.now)
+    w.pump()
+    w.run(lambda: bool(w.b.messages), limit=3)
+    w.run(limit=w.now + 0.5)
+    assert [m for _, m in w.b.messages] == ["fresh"]
+
+
+# -- channels: DCEP and closing -------------------------------------------------------------
+
+
+def test_dcep_open_carries_every_option_and_rejects_garbage():
+    for p in (ChannelParameters("a", "proto", True, None, None), ChannelParameters("é", "", False, 3, None),
+              ChannelParameters("t", "", True, None, 1500)):
+        assert parse_open(encode_open(p)) == p
+    with pytest.raises(DcepMalformed):
+        parse_open(encode_open(ChannelParameters("x"))[:-1])
+    with pytest.raises(DcepMalformed):
+        parse_open(b"\x03\x55" + bytes(10))
+
+
+def test_closing_resets_both_directions_and_frees_the_stream():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    w.a.channels.send(sa, "last words", w.now)
+    w.a.channels.close(sa)
+    w.pump()
+    w.run(lambda: sa in w.a.closed_channels and sa in w.b.closed_channels, limit=5)
+    assert w.b.messages[-1][1] == "last words"
+    assert sa not in w.a.channels.channels and sa not in w.b.channels.channels
+    again = w.a.channels.open(ChannelParameters(label="again"), w.now)
+    w.pump()
+    w.run(lambda: len(w.b.opens) == 2, limit=w.now + 5)
+    w.a.channels.send(again, "hi", w.now)
+    w.pump()
+    w.run(lambda: w.b.messages[-1][1] == "hi", limit=w.now + 5)
+
+
+def test_the_peer_may_not_open_a_stream_of_our_parity():
+    w = World()
+    w.connect()
+    b = w.b.channels.association
+    # a is the DTLS client (even ids); b receives an OPEN on an odd (its own) id.
+    w.a.channels.association.send(1, 50, encode_open(ChannelParameters("sneaky")), w.now)
+    w.pump()
+    w.run(limit=w.now + 1)
+    assert w.b.opens == [] and b.established
+
+
+# -- malformed packets ---------------------------------------------------------------------
+
+
+def test_malformed_packets_are_dropped_not_fatal():
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    b = w.b.channels.association
+    good = c.serialize_packet(5000, 5000, b.local_tag, c.sack_chunk(0, 1000, [], []))
+    for bad in (b"", b"\x00" * 11, good[:-1], good[:8] + b"\xff\xff\xff\xff" + good[12:],
+                c.serialize_packet(5000, 5000, 12345, c.sack_chunk(0, 1000, [], [])),
+                c.serialize_packet(5000, 5000, b.local_tag, struct.pack("!BBH", 0, 3, 200) + bytes(20)),
+                c.serialize_packet(5000, 5000, b.local_tag, struct.pack("!BBH", 3, 0, 8) + bytes(4))):
+        b.receive(bad, w.now)
+    w.a.channels.send(sa, "after", w.now)
+    w.pump()
+    w.run(lambda: bool(w.b.messages), limit=w.now + 1)
+    assert w.b.messages[-1][1] == "after" and b.established
