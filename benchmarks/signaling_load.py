@@ -26,10 +26,18 @@ gives the CPU each of them used (per relayed message too), the CPU taken by
 everything else on the machine, and a warning when a neighbour took more than
 10%: such a run understates the server.
 
+With ``--servers N`` (N > 1) the tool also starts a ``redis-server`` on a free
+loopback port and N server processes with ``--redis``; the two peers of every
+room connect to *different* processes (room k: processes k mod N and k+1 mod
+N), so every relayed message crosses Redis. Memory per connection is then the
+growth of all the servers' RSS together; Redis's own memory and CPU are
+reported beside them.
+
 ::
 
     .venv/bin/python benchmarks/signaling_load.py                       # 5,000 peers, 10 s
     .venv/bin/python benchmarks/signaling_load.py --peers 500 --seconds 3 --json
+    .venv/bin/python benchmarks/signaling_load.py --peers 20000 --servers 4   # 1 Redis + 4 servers
 """
 
 from __future__ import annotations
@@ -43,8 +51,11 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +73,13 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def raise_fd_limit(wanted: int) -> int:
-    """Raise RLIMIT_NOFILE's soft limit towards ``wanted`` (capped by the hard limit)."""
+    """Raise RLIMIT_NOFILE's soft limit towards ``wanted`` (capped by the hard
+    limit, which root may raise too)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, wanted), wanted))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -100,8 +116,10 @@ class _Phase:
 class Worker:
     """Opens ``2 * rooms`` connections, then relays on command from the orchestrator."""
 
-    def __init__(self, url: str, first_room: int, rooms: int, payload: int, concurrency: int) -> None:
-        self.url = url
+    def __init__(self, urls: list[str], first_room: int, rooms: int, payload: int, concurrency: int) -> None:
+        # Room k's first peer goes to urls[k % n], its second to urls[(k + 1) % n]:
+        # with several server processes, the two peers of a room are never on the same one.
+        self.urls = urls
         self.first_room = first_room
         self.rooms = rooms
         self.pad = "x" * payload
@@ -114,9 +132,9 @@ class Worker:
         self.closed = 0
         self.readers: list[asyncio.Task[None]] = []
 
-    async def _join(self, room: str) -> tuple[ClientConnection, dict[str, Any]]:
+    async def _join(self, room: str, url: str) -> tuple[ClientConnection, dict[str, Any]]:
         ws = await connect(
-            self.url,
+            url,
             subprotocols=[SUBPROTOCOL],
             compression=None,
             ping_interval=None,  # the server pings; the load needs its CPU for traffic
@@ -139,8 +157,9 @@ class Worker:
             room = f"bench-{k}"
             async with sem:
                 try:
-                    a, ja = await self._join(room)
-                    b, jb = await self._join(room)
+                    n = len(self.urls)
+                    a, ja = await self._join(room, self.urls[k % n])
+                    b, jb = await self._join(room, self.urls[(k + 1) % n])
                     arrival = json.loads(await a.recv())
                     if arrival.get("type") != "peer-joined" or jb["peers"] != [ja["peer_id"]]:
                         raise RuntimeError(f"unexpected room state: {arrival} {jb}")
@@ -248,7 +267,7 @@ class Worker:
 async def worker_main(config: dict[str, Any]) -> None:
     """Serve the orchestrator's commands, one JSON object per line on stdin/stdout."""
     raise_fd_limit(config["rooms"] * 2 + 256)
-    worker = Worker(config["url"], config["first_room"], config["rooms"], config["payload"],
+    worker = Worker(config["urls"], config["first_room"], config["rooms"], config["payload"],
                     config["concurrency"])
 
     def reply(obj: dict[str, Any]) -> None:
@@ -349,17 +368,24 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def run_phase(workers: list[WorkerProcess], server_pid: int, number: int, *, closed_loop: bool,
-                    args: argparse.Namespace, rate: float = 0.0) -> dict[str, Any]:
+async def run_phase(workers: list[WorkerProcess], server_pids: list[int], number: int, *, closed_loop: bool,
+                    args: argparse.Namespace, rate: float = 0.0, redis_pid: int | None = None) -> dict[str, Any]:
     """Run one traffic phase in every worker and merge the results."""
     cmd = {"cmd": "phase", "number": number, "closed_loop": closed_loop, "warmup": args.warmup,
            "seconds": args.seconds, "window": args.window, "rate": rate / len(workers)}
     await asyncio.gather(*(w.send(cmd) for w in workers))
-    pids = [server_pid] + [w.proc.pid for w in workers]
+    load_pids = [w.proc.pid for w in workers]
+    redis_pids = [redis_pid] if redis_pid else []
+
+    def servers_cpu() -> float:
+        return sum(map(cpu_seconds, server_pids))
+
     await asyncio.sleep(args.warmup)
-    cpu1, load1, mach1 = cpu_seconds(server_pid), sum(map(cpu_seconds, pids[1:])), machine_cpu()
+    cpu1, load1, mach1 = servers_cpu(), sum(map(cpu_seconds, load_pids)), machine_cpu()
+    redis1 = sum(map(cpu_seconds, redis_pids))
     await asyncio.sleep(args.seconds)
-    cpu2, load2, mach2 = cpu_seconds(server_pid), sum(map(cpu_seconds, pids[1:])), machine_cpu()
+    cpu2, load2, mach2 = servers_cpu(), sum(map(cpu_seconds, load_pids)), machine_cpu()
+    redis2 = sum(map(cpu_seconds, redis_pids))
     procs, irq, steal = (b - a for a, b in zip(mach1, mach2))
     results = [await w.receive() for w in workers]
     latencies = sorted(x for r in results for x in r["latencies_us"])
@@ -386,7 +412,10 @@ async def run_phase(workers: list[WorkerProcess], server_pid: int, number: int, 
         # Anything else running on the machine meanwhile (kernel threads,
         # other people's jobs) and CPU stolen by the hypervisor: a figure
         # measured next to a busy neighbour is not a figure of the server.
-        "other_cpu_percent": max(0, round(100 * (procs - (cpu2 - cpu1) - (load2 - load1)) / args.seconds)),
+        "redis_cpu_percent": round(100 * (redis2 - redis1) / args.seconds) if redis_pids else None,
+        "redis_cpu_us_per_message": round(1e6 * (redis2 - redis1) / counted, 1) if redis_pids and counted else None,
+        "other_cpu_percent": max(0, round(100 * (procs - (cpu2 - cpu1) - (load2 - load1) - (redis2 - redis1))
+                                          / args.seconds)),
         "irq_cpu_percent": round(100 * irq / args.seconds),
         "steal_cpu_percent": round(100 * steal / args.seconds),
         "errors": errors,
@@ -408,30 +437,96 @@ async def warm_up(url: str) -> None:
         await ws.close()
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def start_redis(directory: str) -> tuple[asyncio.subprocess.Process, str]:
+    """A redis-server on a free loopback port, without persistence."""
+    path = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.access(path, os.X_OK):
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        path, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no",
+        "--dir", directory, "--loglevel", "warning", "--maxclients", "1000",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(500):
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        return proc, f"redis://{HOST}:{port}/0"
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def redis_memory_kib(url: str) -> int:
+    """used_memory of the Redis at ``url``, in KiB (INFO memory)."""
+    import redis  # the `redis` extra; only needed with --servers > 1
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("memory")["used_memory"]) // 1024
+    finally:
+        client.close()
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     rooms = args.peers // 2
     nworkers = max(1, min(args.workers, rooms))
-    # Children inherit the raised limit; the server holds one fd per peer.
+    nservers = args.servers
+    # Children inherit the raised limit; each server holds one fd per peer.
     raise_fd_limit(args.peers + 1024)
+    redis_dir = tempfile.TemporaryDirectory(prefix="signaling-bench-redis-")
+    redis_proc: asyncio.subprocess.Process | None = None
+    redis_url = None
+    if nservers > 1:
+        redis_proc, redis_url = await start_redis(redis_dir.name)
+        progress(f"redis-server pid {redis_proc.pid} at {redis_url}")
     server_cmd = [
         sys.executable, "-m", "signaling", "--host", HOST, "--port", "0",
         "--rate", f"{args.rate:g}", "--burst", str(args.burst), "--join-timeout", "0",
-        "--log-level", "warning", *args.server_arg,
+        "--max-connections", "0", "--max-per-ip", "0",
+        "--log-level", "warning", *(["--redis", redis_url] if redis_url else []), *args.server_arg,
     ]
-    server = await asyncio.create_subprocess_exec(*server_cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    servers: list[asyncio.subprocess.Process] = []
     workers: list[WorkerProcess] = []
     try:
-        assert server.stdout is not None
-        line = (await asyncio.wait_for(server.stdout.readline(), 30)).decode().strip()
-        if not line.startswith("listening on ws://127.0.0.1:"):
-            raise RuntimeError(f"server did not start: {line!r}")
-        url = line.split()[-1]
-        port = int(url.rsplit(":", 1)[1])
-        progress(f"server pid {server.pid} at {url}")
-        await warm_up(url)
+        urls, ports = [], []
+        for _ in range(nservers):
+            server = await asyncio.create_subprocess_exec(*server_cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+            servers.append(server)
+            assert server.stdout is not None
+            line = (await asyncio.wait_for(server.stdout.readline(), 30)).decode().strip()
+            if not line.startswith("listening on ws://127.0.0.1:"):
+                raise RuntimeError(f"server did not start: {line!r}")
+            url = line.split()[-1]
+            urls.append(url)
+            ports.append(int(url.rsplit(":", 1)[1]))
+            progress(f"server pid {server.pid} at {url}")
+            await warm_up(url)
+        pids = [p.pid for p in servers]
         await asyncio.sleep(0.5)
-        idle = read_status(server.pid)
-        errors_before = scrape_metrics(port)
+        idle = [read_status(pid) for pid in pids]
+        redis_idle = redis_memory_kib(redis_url) if redis_url else None
+        errors_before = sum_metrics(ports)
 
         progress(f"opening {rooms * 2} connections in {rooms} rooms from {nworkers} load processes")
         started = time.monotonic()
@@ -440,7 +535,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(nworkers):
             count = share + (1 if i < extra else 0)
             workers.append(await WorkerProcess.start({
-                "url": url, "first_room": first, "rooms": count, "payload": args.payload,
+                "urls": urls, "first_room": first, "rooms": count, "payload": args.payload,
                 "concurrency": args.connect_concurrency,
             }))
             first += count
@@ -450,20 +545,25 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         if failures:
             progress(f"{failures} rooms failed to open; first: {next(r['first_failure'] for r in ready if r['failures'])}")
         await asyncio.sleep(args.settle)
-        loaded = read_status(server.pid)
-        metrics = scrape_metrics(port)
+        loaded = [read_status(pid) for pid in pids]
+        redis_loaded = redis_memory_kib(redis_url) if redis_url else None
+        metrics = sum_metrics(ports)
         held = int(metrics["icepeer_signaling_connections"])
-        rss_delta = loaded["VmRSS"] - idle["VmRSS"]
-        progress(f"{held} connections held; server RSS {idle['VmRSS']} -> {loaded['VmRSS']} KiB")
+        rss_idle = sum(x["VmRSS"] for x in idle)
+        rss_loaded = sum(x["VmRSS"] for x in loaded)
+        rss_delta = rss_loaded - rss_idle
+        progress(f"{held} connections held; servers' RSS {rss_idle} -> {rss_loaded} KiB")
 
         progress(f"closed loop: every room signaling, {args.window} in flight each way, {args.seconds}s")
-        flood = await run_phase(workers, server.pid, 1, closed_loop=True, args=args)
+        redis_pid = redis_proc.pid if redis_proc else None
+        flood = await run_phase(workers, pids, 1, closed_loop=True, args=args, redis_pid=redis_pid)
         progress(f"  {flood['relayed_per_s']} relayed/s")
         rate = args.latency_rate or max(1.0, round(flood["relayed_per_s"] * 0.5, -2))
         progress(f"open loop: {rate:.0f} messages/s offered, {args.seconds}s")
-        paced = await run_phase(workers, server.pid, 2, closed_loop=False, args=args, rate=rate)
-        after = read_status(server.pid)
-        metrics_after = scrape_metrics(port)
+        paced = await run_phase(workers, pids, 2, closed_loop=False, args=args, rate=rate, redis_pid=redis_pid)
+        after = [read_status(pid) for pid in pids]
+        rss_after = sum(x["VmRSS"] for x in after)
+        metrics_after = sum_metrics(ports)
         # The warm-up's deliberate unknown-peer error is not the load's.
         server_errors = {
             k.partition("code=")[2].strip('"}'): int(v - errors_before.get(k, 0))
@@ -475,6 +575,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                         "websockets": websockets.version.version, "kernel": platform.release()},
             "command": " ".join(["benchmarks/signaling_load.py", *sys.argv[1:]]),
             "server_command": " ".join(["python", *server_cmd[1:]]),
+            "servers": nservers,
+            "redis": redis_url is not None,
             "peers_requested": args.peers,
             "load_processes": nworkers,
             "payload_bytes": args.payload,
@@ -484,27 +586,28 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 "failed_rooms": failures,
                 "open_seconds": round(connect_seconds, 2),
                 "held_after_traffic": int(metrics_after["icepeer_signaling_connections"]),
+                "per_server": [int(scrape_metrics(p)["icepeer_signaling_connections"]) for p in ports],
             },
             "memory": {
-                "rss_idle_kib": idle["VmRSS"],
-                "rss_loaded_kib": loaded["VmRSS"],
-                "rss_after_traffic_kib": after["VmRSS"],
-                "rss_peak_kib": after["VmHWM"],
+                "rss_idle_kib": rss_idle,
+                "rss_loaded_kib": rss_loaded,
+                "rss_after_traffic_kib": rss_after,
+                "rss_peak_kib": sum(x["VmHWM"] for x in after),
                 "kib_per_connection": round(rss_delta / held, 2) if held else None,
-                "kib_per_connection_after_traffic": round((after["VmRSS"] - idle["VmRSS"]) / held, 2) if held else None,
+                "kib_per_connection_after_traffic": round((rss_after - rss_idle) / held, 2) if held else None,
+                "redis_used_kib_idle": redis_idle,
+                "redis_used_kib_loaded": redis_loaded,
+                "redis_bytes_per_connection": (round(1024 * (redis_loaded - redis_idle) / held)
+                                               if redis_loaded is not None and redis_idle is not None and held
+                                               else None),
             },
             "closed_loop": flood,
             "open_loop": paced,
             "server_errors": server_errors,
         }
     finally:
-        if server.returncode is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(server.wait(), 30)
-            except TimeoutError:
-                server.kill()
-                await server.wait()
+        for server in servers:
+            await stop(server)
         for w in workers:
             with contextlib.suppress(Exception):
                 await w.send({"cmd": "quit"})
@@ -514,6 +617,18 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             except TimeoutError:
                 w.proc.kill()
                 await w.proc.wait()
+        if redis_proc is not None:
+            await stop(redis_proc)
+        redis_dir.cleanup()
+
+
+def sum_metrics(ports: list[int]) -> dict[str, float]:
+    """Every server's /metrics added up."""
+    total: dict[str, float] = {}
+    for port in ports:
+        for name, value in scrape_metrics(port).items():
+            total[name] = total.get(name, 0.0) + value
+    return total
 
 
 def render(report: dict[str, Any]) -> str:
@@ -524,7 +639,10 @@ def render(report: dict[str, Any]) -> str:
         return f"{la['p50']} / {la['p99']} ms (p90 {la['p90']}, max {la['max']})"
 
     def cpu(phase: dict[str, Any]) -> str:
-        return (f"server {phase['server_cpu_percent']}% ({phase['server_cpu_us_per_message']} us/msg), "
+        redis = (f"redis {phase['redis_cpu_percent']}% ({phase['redis_cpu_us_per_message']} us/msg), "
+                 if phase.get("redis_cpu_percent") is not None else "")
+        return (f"server{'s' if report['servers'] > 1 else ''} {phase['server_cpu_percent']}% "
+                f"({phase['server_cpu_us_per_message']} us/msg), {redis}"
                 f"load {phase['load_cpu_percent']}% ({phase['load_cpu_us_per_message']} us/msg), softirq {phase['irq_cpu_percent']}%, "
                 f"other processes {phase['other_cpu_percent']}%, steal {phase['steal_cpu_percent']}% "
                 "(100% = one core)")
@@ -533,13 +651,19 @@ def render(report: dict[str, Any]) -> str:
         ("machine", (f"{report['machine']['cpus']} CPUs, Python {report['machine']['python']}, "
                     f"websockets {report['machine']['websockets']}")),
         ("server", report["server_command"]),
+        ("server processes", (f"{report['servers']}" + (" sharing one redis-server; every room spans two processes"
+                                                        if report["redis"] else ""))),
         ("load", f"{report['load_processes']} processes, {report['payload_bytes']}-byte pad per signal"),
         ("connections held", (f"{c['held']} in {c['rooms']} rooms ({c['failed_rooms']} rooms failed; "
                              f"opened in {c['open_seconds']} s)")),
-        ("server RSS", f"{m['rss_idle_kib']} KiB idle -> {m['rss_loaded_kib']} KiB loaded"),
+        ("server RSS", f"{m['rss_idle_kib']} KiB idle -> {m['rss_loaded_kib']} KiB loaded"
+                       + (f" (per process: {c['per_server']} connections)" if report["servers"] > 1 else "")),
         ("memory per connection", (f"{m['kib_per_connection']} KiB "
                                   f"({m['kib_per_connection_after_traffic']} KiB after traffic, "
                                   f"peak RSS {m['rss_peak_kib']} KiB)")),
+        *([("redis memory", (f"{m['redis_used_kib_idle']} KiB idle -> {m['redis_used_kib_loaded']} KiB loaded "
+                             f"({m['redis_bytes_per_connection']} bytes per connection)"))]
+          if report["redis"] else []),
         ("closed loop relayed", f"{f['relayed_per_s']} msgs/s"),
         ("  latency p50 / p99", lat(f)),
         ("  CPU", cpu(f)),
@@ -570,6 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settle", type=float, default=0.5,
                         help="seconds to wait after the connections are up before reading RSS")
     parser.add_argument("--workers", type=int, default=2, help="load-generating processes")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="server processes; more than 1 starts a redis-server and runs them with --redis, "
+                        "the two peers of each room on different processes")
     parser.add_argument("--window", type=int, default=1,
                         help="closed loop: messages in flight per direction of each room")
     parser.add_argument("--latency-rate", type=float, default=0.0,
@@ -595,8 +722,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.peers < 2 or args.peers % 2:
         parser.error("--peers must be an even number, at least 2")
-    if args.seconds <= 0 or args.window < 1 or args.workers < 1:
-        parser.error("--seconds must be positive, --window and --workers at least 1")
+    if args.seconds <= 0 or args.window < 1 or args.workers < 1 or args.servers < 1:
+        parser.error("--seconds must be positive, --window, --workers and --servers at least 1")
     try:
         report = asyncio.run(orchestrate(args))
     except (RuntimeError, OSError) as exc:

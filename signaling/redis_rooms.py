@@ -56,6 +56,8 @@ __all__ = ["RedisRooms", "PREFIX"]
 logger = logging.getLogger(__name__)
 
 PREFIX = "icepeer:"
+#: Connections to Redis per server process for scripts and publishing.
+POOL_SIZE = 32
 
 # KEYS: nodes, room, node; ARGV: node id, peer id, room size, room name
 _JOIN = """
@@ -171,6 +173,7 @@ class RedisRooms:
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_later: asyncio.TimerHandle | None = None
         self._data_lost = False
+        self._closing = False
         self.lost = 0  # envelopes that could not be published
         self.reaped_peers = 0
         self.outages = 0
@@ -187,7 +190,12 @@ class RedisRooms:
 
     async def start(self) -> None:
         kwargs: dict[str, Any] = {"socket_connect_timeout": 2.0, "health_check_interval": 0}
-        self._redis = aioredis.from_url(self.url, socket_timeout=2.0, **kwargs)
+        # A bounded pool that makes a burst of joins or leaves (thousands at once
+        # when a server shuts down) wait their turn instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, max_connections=POOL_SIZE, timeout=5.0, socket_timeout=2.0, **kwargs
+        )
+        self._redis = aioredis.Redis.from_pool(pool)
         # The subscriber waits on its socket for as long as nothing is published.
         self._sub_redis = aioredis.from_url(self.url, socket_timeout=None, **kwargs)
         self._join_script = self._redis.register_script(_JOIN)
@@ -210,11 +218,14 @@ class RedisRooms:
                            _redacted(self.url))
 
     async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await task
+        # redis-py may swallow a cancellation in the middle of a command; the
+        # loops also stop on _closing, and nobody waits for them for long.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
         if self._reconcile_later is not None:
             self._reconcile_later.cancel()
         if self._redis is not None:
@@ -325,7 +336,7 @@ class RedisRooms:
 
     async def _publisher(self) -> None:
         """Publish queued envelopes in order, one PUBLISH per node per batch."""
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             await self._flush()
@@ -354,7 +365,7 @@ class RedisRooms:
         """Read this node's channel; subscribe again whenever the connection drops."""
         assert self._sub_redis is not None
         channel = PREFIX + "to:" + self.node_id
-        while True:
+        while not self._closing:
             pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(channel)
@@ -380,7 +391,7 @@ class RedisRooms:
         self._up.clear()
 
     async def _keepalive(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._beat()
                 if self.available:
@@ -443,7 +454,10 @@ class RedisRooms:
         self.available = True
         self._up.set()
         if was_down:
-            logger.info("Redis is back: serving joins again")
+            if self.outages:
+                logger.info("Redis is back: serving joins again")
+            else:
+                logger.info("connected to Redis at %s as node %s", _redacted(self.url), self.node_id)
             # If Redis lost its data, the other nodes write their peers back
             # within a beat or so: until then a peer missing from Redis may only
             # be late, so only newcomers are taken from it now. Once every live
