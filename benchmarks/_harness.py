@@ -306,10 +306,22 @@ async def open_punch(args: argparse.Namespace) -> Link:
 
 OPENERS: dict[str, Callable[[argparse.Namespace], Awaitable[Link]]] = {
     "icepeer": open_icepeer,
+    # The same on uvloop, as the icepeer CLI and signaling server run (Linux).
+    "icepeer+uvloop": open_icepeer,
     "aiortc": open_aiortc,
     "punch": open_punch,
     "udp": open_udp,
 }
+
+
+def entry(main: Callable[[], Awaitable[int]]) -> int:
+    """Run a benchmark: the children of a ``+uvloop`` method on uvloop, everything else on asyncio."""
+    child = sys.argv[sys.argv.index("--child") + 1] if "--child" in sys.argv else ""
+    if child.endswith("+uvloop"):
+        import uvloop
+
+        return uvloop.run(main())  # type: ignore[arg-type]
+    return asyncio.run(main())  # type: ignore[arg-type]
 
 
 def median(values: list[float]) -> float | None:

@@ -1,10 +1,14 @@
 """Channel throughput for 1 KiB and 16 KiB messages, each method side by side in one run.
 
-    .venv/bin/python benchmarks/throughput.py [--megabytes 8] [--methods icepeer,aiortc,udp] [--json]
+    .venv/bin/python benchmarks/throughput.py [--runs 5] [--megabytes 16] [--methods ...] [--json]
 
 Two peers in two processes on loopback: one sends ``--megabytes`` of
 messages as fast as the method's backpressure allows, the other measures
-from the first message received to the last. ``udp`` is raw UDP datagrams,
+from the first message received to the last. The methods alternate, run by
+run, so that the machine's noise falls on all of them alike; the figure is
+the median. ``icepeer`` runs on asyncio's own loop, ``icepeer+uvloop`` on
+uvloop (as the icepeer CLI does on Linux), ``aiortc`` is stock aiortc (a
+reliable ordered ``RTCDataChannel``), ``udp`` raw UDP datagrams,
 unacknowledged: the ceiling (its loss is reported). The machine is shared
 and noisy: compare the ratios, not the absolute figures.
 """
@@ -17,7 +21,7 @@ import json
 import sys
 import time
 
-from _harness import OPENERS, child_parser, median, run_pair, servers, wait_start
+from _harness import OPENERS, child_parser, entry, median, run_pair, servers, wait_start
 
 DONE = b"done"
 
@@ -66,9 +70,9 @@ async def child(args) -> None:
 
 
 async def main() -> int:
-    parser = child_parser(__doc__, runs=3, methods="icepeer,aiortc,udp")
+    parser = child_parser(__doc__, runs=5, methods="icepeer,icepeer+uvloop,aiortc,udp")
     parser.add_argument("--size", type=int, default=1024, help=argparse_suppress())
-    parser.add_argument("--megabytes", type=int, default=8, help="data sent per run, in MiB")
+    parser.add_argument("--megabytes", type=int, default=16, help="data sent per run, in MiB")
     args = parser.parse_args()
     if args.child:
         await child(args)
@@ -79,33 +83,40 @@ async def main() -> int:
     async with servers() as env:
         for size in (1024, 16384):
             label = f"{size // 1024} KiB messages"
-            results[label] = {}
-            for method in methods:
-                rates, losses, errors = [], [], []
-                for _ in range(args.runs):
+            cells = results[label] = {m: {"runs": [], "losses": [], "failures": []} for m in methods}
+            for _ in range(args.runs):
+                for method in methods:  # alternating: the noise of the hour falls on every method
+                    cell = cells[method]
                     extra = ["--size", str(size), "--megabytes", str(args.megabytes)]
                     pair = await run_pair(__file__, method, f"tp-{next(rooms)}", env, extra, timeout=180)
                     receiver = next((r for r in pair if r.get("role") == "receiver"), None)
                     if receiver and receiver.get("MBps"):
-                        rates.append(receiver["MBps"])
-                        losses.append(1 - receiver["received"] / receiver["expected"])
+                        cell["runs"].append(receiver["MBps"])
+                        cell["losses"].append(1 - receiver["received"] / receiver["expected"])
                     else:
-                        errors.append(next((r.get("error") for r in pair if not r.get("ok")), "no rate"))
-                results[label][method] = {"median_MBps": median(rates), "runs": rates,
-                                          "loss": median(losses), "failures": errors}
-                shown = f"{median(rates):.2f} MB/s" if rates else "-"
-                print(f"{label:18} {method:8} {shown:>12}" + (f"  loss {median(losses):.1%}" if losses and median(losses) else "")
-                      + (f"  ({errors[0]})" if errors else ""), file=sys.stderr, flush=True)
+                        cell["failures"].append(next((r.get("error") for r in pair if not r.get("ok")), "no rate"))
+            for method, cell in cells.items():
+                cell["median_MBps"] = median(cell["runs"])
+                cell["loss"] = median(cell.pop("losses"))
+                shown = f"{cell['median_MBps']:.2f} MB/s" if cell["runs"] else "-"
+                loss = f"  loss {cell['loss']:.1%}" if cell["loss"] else ""
+                failed = f"  ({cell['failures'][0]})" if cell["failures"] else ""
+                print(f"{label:18} {method:15} {shown:>12}{loss}{failed}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    others = [m for m in methods if m != "icepeer"]
-    print("| messages | " + " | ".join(methods) + " | " + " | ".join(f"icepeer/{m}" for m in others) + " |")
-    print("|---|" + "---|" * (len(methods) + len(others)))
+    ours = [m for m in methods if m.startswith("icepeer")]
+    others = [m for m in methods if m not in ours]
+    ratio_names = [f"{o}/{t}" for o in ours for t in others]
+    print("| messages | " + " | ".join(methods) + " | " + " | ".join(ratio_names) + " |")
+    print("|---|" + "---|" * (len(methods) + len(ratio_names)))
     for label, cells in results.items():
-        base = cells.get("icepeer", {}).get("median_MBps")
         row = [f"{cells[m]['median_MBps']:.2f} MB/s" if cells[m]["median_MBps"] else "-" for m in methods]
-        ratios = [f"{base / cells[m]['median_MBps']:.2f}x" if base and cells[m]["median_MBps"] else "-" for m in others]
+        ratios = []
+        for o in ours:
+            for t in others:
+                a, b = cells[o]["median_MBps"], cells[t]["median_MBps"]
+                ratios.append(f"{a / b:.2f}x" if a and b else "-")
         print(f"| {label} | " + " | ".join(row) + " | " + " | ".join(ratios) + " |")
     return 0
 
@@ -117,4 +128,4 @@ def argparse_suppress() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(entry(main))

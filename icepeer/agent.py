@@ -27,7 +27,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from aioice import stun, turn
+from aioice import stun
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import CandidatePair, StunProtocol, TransportPolicy
 
@@ -45,6 +45,18 @@ logger = logging.getLogger(__name__)
 
 #: DTLS datagrams kept from before the data path is attached.
 MAX_EARLY_DATA = 32
+#: Socket buffers as large as the SCTP window, so that a window of datagrams
+#: (each costing the kernel about twice its size) is not dropped by the kernel
+#: while the reader catches up (the kernel caps this at net.core.rmem_max).
+SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def size_socket_buffers(sock: socket.socket) -> None:
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        except OSError as exc:  # pragma: no cover - a kernel that refuses
+            logger.info("could not size a socket buffer: %s", exc)
 
 
 def _ignore(*args: object) -> None:
@@ -133,7 +145,7 @@ class Agent(IceConnection):
                     continue
                 raw = transport.get_extra_info("socket")
                 if raw is not None:
-                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, turn.UDP_SOCKET_BUFFER_SIZE)
+                    size_socket_buffers(raw)
                 host = transport.get_extra_info("sockname")
                 sock.local_candidate = Candidate(
                     foundation=candidate_foundation("host", "udp", host[0]),

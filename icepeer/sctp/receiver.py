@@ -30,7 +30,8 @@ from .chunks import (
     ForwardTsnChunk,
     sack_chunk,
 )
-from .serial import ssn_diff, tsn_add, tsn_diff
+from .ranges import RangeSet, unwrap
+from .serial import ssn_diff, tsn_add
 
 __all__ = ["Receiver", "OVERHEAD", "DELAYED_SACK", "WindowIgnored", "MessageTooLarge"]
 
@@ -74,8 +75,10 @@ Deliver = Callable[[int, int, bytes], None]
 
 class Receiver:
     def __init__(self, initial_tsn: int, *, limit: int, max_message: int, deliver: Deliver) -> None:
-        self.cumulative = tsn_add(initial_tsn, -1)
-        self.received: set[int] = set()  # TSNs above the cumulative one
+        #: The cumulative TSN, unwrapped (see :mod:`.ranges`).
+        self.cum = tsn_add(initial_tsn, -1)
+        #: TSNs above it received already, unwrapped, as ranges: the SACK's gap blocks.
+        self.received = RangeSet()
         self.duplicates: list[int] = []
         self.limit = limit
         self.max_message = max_message
@@ -92,6 +95,11 @@ class Receiver:
         self._overrun_at = 0.0
 
     @property
+    def cumulative(self) -> int:
+        """The cumulative TSN as on the wire (32 bits)."""
+        return self.cum & 0xFFFFFFFF
+
+    @property
     def a_rwnd(self) -> int:
         return max(0, self.limit - self.held - self.unread)
 
@@ -105,8 +113,10 @@ class Receiver:
 
     def data(self, chunk: DataChunk, now: float, slack: int) -> None:
         flags, tsn, stream, ssn, ppid, payload = chunk
-        ahead = tsn_diff(tsn, self.cumulative)
-        if ahead <= 0 or tsn in self.received:
+        cum = self.cum
+        number = unwrap(tsn, cum)
+        ahead = number - cum
+        if ahead <= 0 or (ahead > 1 and number in self.received):
             if len(self.duplicates) < MAX_DUPLICATES:
                 self.duplicates.append(tsn)
             self.sack_now = True
@@ -118,18 +128,14 @@ class Receiver:
         if flags & FLAG_IMMEDIATE:
             self.sack_now = True
         if ahead == 1:
-            cumulative = tsn
             received = self.received
             if received:
-                nxt = tsn_add(cumulative, 1)
-                while nxt in received:
-                    received.remove(nxt)
-                    cumulative = nxt
-                    nxt = tsn_add(nxt, 1)
+                if received.first[0] == number + 1:
+                    number = received.pop_first()[1]
                 self.sack_now = True  # a gap was filled: say so at once
-            self.cumulative = cumulative
+            self.cum = number
         else:
-            self.received.add(tsn)
+            self.received.add(number, number)
             self.sack_now = True
         if flags & _BOTH == _BOTH:
             if flags & FLAG_UNORDERED:
@@ -227,22 +233,19 @@ class Receiver:
     # -- FORWARD-TSN (RFC 3758 section 3.6) -----------------------------------------
 
     def forward_tsn(self, chunk: ForwardTsnChunk) -> None:
-        new = chunk.cumulative_tsn
-        if tsn_diff(new, self.cumulative) <= 0:
+        new = unwrap(chunk.cumulative_tsn, self.cum)
+        if new <= self.cum:
             self.sack_now = True
             return
-        self.received = {t for t in self.received if tsn_diff(t, new) > 0}
+        self.received.discard_below(new + 1)
         for instream in self.streams.values():
-            for tsn in [t for t in instream.fragments if tsn_diff(t, new) <= 0]:
+            for tsn in [t for t in instream.fragments if unwrap(t, self.cum) <= new]:
                 payload = instream.fragments.pop(tsn)[5]
                 instream.fragment_bytes -= len(payload)
                 self.held -= len(payload) + OVERHEAD
-        self.cumulative = new
-        nxt = tsn_add(new, 1)
-        while nxt in self.received:
-            self.received.remove(nxt)
-            self.cumulative = nxt
-            nxt = tsn_add(nxt, 1)
+        self.cum = new
+        if self.received and self.received.first[0] == new + 1:
+            self.cum = self.received.pop_first()[1]
         for stream, ssn in chunk.streams:
             instream = self.streams.setdefault(stream, InStream())
             expected = instream.expected
@@ -276,21 +279,15 @@ class Receiver:
     def sack(self) -> bytes:
         """The SACK chunk for now (RFC 9260 section 3.3.4); resets the delayed-SACK state."""
         gaps: list[tuple[int, int]] = []
-        if self.received:
-            offsets = sorted(tsn_diff(t, self.cumulative) for t in self.received)
-            start = end = offsets[0]
-            for offset in offsets[1:]:
-                if offset == end + 1:
-                    end = offset
-                    continue
-                gaps.append((start, end))
-                if len(gaps) == MAX_GAP_BLOCKS:
-                    break
-                start = end = offset
-            else:
-                gaps.append((start, end))
+        cum = self.cum
+        for lo, hi in self.received.ranges():
+            if hi - cum > 0xFFFF:
+                break  # beyond what a 16-bit gap offset can say
+            gaps.append((lo - cum, hi - cum))
+            if len(gaps) == MAX_GAP_BLOCKS:
+                break
         window = self.a_rwnd
-        chunk = sack_chunk(self.cumulative, window, gaps, self.duplicates)
+        chunk = sack_chunk(cum & 0xFFFFFFFF, window, gaps, self.duplicates)
         self.duplicates = []
         self.advertised = window
         self.unacked = 0

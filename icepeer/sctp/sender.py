@@ -33,6 +33,7 @@ from .chunks import (
     SackChunk,
     data_chunk,
 )
+from .ranges import RangeSet, unwrap
 from .serial import tsn_add, tsn_diff
 
 __all__ = ["Sender", "OutChunk", "OutMessage", "RTO_INITIAL", "RTO_MIN", "RTO_MAX"]
@@ -69,6 +70,7 @@ class OutMessage:
 class OutChunk:
     __slots__ = (
         "acked",
+        "fast_retransmitted",
         "flags",
         "message",
         "misses",
@@ -97,6 +99,8 @@ class OutChunk:
         self.acked = False
         self.retransmit = False
         self.misses = 0
+        #: Fast-retransmitted already: only the T3 timer may send it again (RFC 9260 7.2.4).
+        self.fast_retransmitted = False
         #: Bytes on the wire, for the windows (RFC 9260 counts user data; padding and header too here).
         self.size = DATA_HEADER_LENGTH + len(payload) + (-len(payload) % 4)
 
@@ -108,6 +112,9 @@ class Sender:
         self.max_fragment = (self.mtu_payload - DATA_HEADER_LENGTH) // 4 * 4
         self.next_tsn = initial_tsn
         self.cumulative_acked = tsn_add(initial_tsn, -1)
+        self._cum = self.cumulative_acked  # the same, unwrapped (see .ranges)
+        #: TSNs above it acknowledged by gap blocks, unwrapped.
+        self._gap_acked = RangeSet()
         self.advanced_peer_ack = self.cumulative_acked
         self.outbound: deque[OutChunk] = deque()
         self.inflight: deque[OutChunk] = deque()
@@ -338,45 +345,54 @@ class Sender:
                 chunk.acked = True
                 if chunk.sends == 1 and rtt_sample is None:
                     rtt_sample = now - chunk.sent_at
+        cum = unwrap(cumulative, self._cum)
         if ahead > 0:
             self.cumulative_acked = cumulative
+            self._cum = cum
+            self._gap_acked.discard_below(cum + 1)
             if tsn_diff(self.advanced_peer_ack, cumulative) < 0:
                 self.advanced_peer_ack = cumulative
             self.error_count = 0
-        # 2. Gap blocks: offsets from the cumulative TSN, into the flight by index.
-        highest_acked_index = -1
-        base = tsn_add(cumulative, 1)
-        first = inflight[0].tsn if inflight else base
-        shift = tsn_diff(base, first)  # 0 unless chunks below base are still in flight
+        # 2. Gap blocks (offsets from the cumulative TSN). The flight starts at
+        # cumulative + 1 and is contiguous, so a TSN's index is its offset - 1.
+        # Only what no earlier SACK acknowledged is visited.
+        highest_newly_acked = -1
+        base = cum + 1
+        sent = len(inflight)
         for start, end in sack.gaps:
-            if start > end or start == 0:
+            end = min(end, sent)  # never what was not sent
+            if start == 0 or start > end:
                 continue
-            lo, hi = shift + start - 1, min(shift + end - 1, len(inflight) - 1)
-            for index in range(max(lo, 0), hi + 1):
-                chunk = inflight[index]
-                if not chunk.acked:
-                    acked_bytes += chunk.size
-                    if not chunk.retransmit:
-                        self.flight_size -= chunk.size
-                    chunk.acked = True
-                    chunk.retransmit = False
-                    if chunk.sends == 1 and rtt_sample is None:
-                        rtt_sample = now - chunk.sent_at
-            highest_acked_index = max(highest_acked_index, hi)
-        # 3. Miss indications below the highest gap-acked TSN (RFC 9260 section 7.2.4).
+            for lo, hi in self._gap_acked.add(cum + start, cum + end):
+                for index in range(lo - base, hi - base + 1):
+                    chunk = inflight[index]
+                    if not chunk.acked:
+                        acked_bytes += chunk.size
+                        if not chunk.retransmit:
+                            self.flight_size -= chunk.size
+                        chunk.acked = True
+                        chunk.retransmit = False
+                        if chunk.sends == 1 and rtt_sample is None:
+                            rtt_sample = now - chunk.sent_at
+                highest_newly_acked = max(highest_newly_acked, hi - base)
+        # 3. Miss indications, only for the holes below the highest TSN this
+        # SACK newly acknowledged (RFC 9260 section 7.2.4, the HTNA rule); a
+        # chunk is fast-retransmitted once, after that only T3 resends it.
         fast = False
-        if highest_acked_index > 0:
-            for index in range(highest_acked_index):
-                chunk = inflight[index]
-                if chunk.acked or chunk.retransmit:
-                    continue
-                chunk.misses += 1
-                if chunk.misses >= 3:
-                    chunk.misses = 0
-                    chunk.retransmit = True
-                    self.flight_size -= chunk.size
-                    self.retransmits.append(chunk)
-                    fast = True
+        if highest_newly_acked > 0:
+            for lo, hi in self._gap_acked.holes(base, base + highest_newly_acked - 1):
+                for index in range(lo - base, hi - base + 1):
+                    chunk = inflight[index]
+                    if chunk.acked or chunk.retransmit or chunk.fast_retransmitted:
+                        continue
+                    chunk.misses += 1
+                    if chunk.misses >= 3:
+                        chunk.misses = 0
+                        chunk.retransmit = True
+                        chunk.fast_retransmitted = True
+                        self.flight_size -= chunk.size
+                        self.retransmits.append(chunk)
+                        fast = True
         if rtt_sample is not None:
             self._update_rto(rtt_sample)
         # 4. Congestion control (sections 7.2.1, 7.2.2, 7.2.4).
@@ -433,5 +449,7 @@ class Sender:
                 if not chunk.retransmit:
                     self.flight_size -= chunk.size
                 chunk.retransmit = True
+                chunk.fast_retransmitted = False
+                chunk.misses = 0
                 self.retransmits.append(chunk)
         self.t3_deadline = now + self.rto
