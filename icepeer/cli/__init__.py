@@ -20,19 +20,31 @@ __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 #: One module per subcommand, each with ``add_parser(subparsers)``; the order is --help's.
 COMMANDS = ("connect", "demo", "punch", "compare", "nat_type", "lab", "forward", "send")
+#: The subcommands each module adds, where they differ from its name.
+VERBS = {"nat-type": "nat_type", "receive": "send"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``only`` the one module a command needs (quicker to start)."""
     parser = argparse.ArgumentParser(
         prog="icepeer",
         description="Peer-to-peer connections across NATs with ICE, DTLS and SCTP.",
     )
     parser.add_argument("--version", action="version", version=f"icepeer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         if importlib.util.find_spec(f"{__name__}.{name}") is not None:
             importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
+
+
+def _command_module(argv: list[str]) -> str | None:
+    """The module of the command in ``argv``, if it names one: only it is imported."""
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    if verb is None:
+        return None
+    module = VERBS.get(verb, verb)
+    return module if module in COMMANDS else None
 
 
 def setup_logging(verbosity: int) -> None:
@@ -46,7 +58,8 @@ def setup_logging(verbosity: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_module(argv))
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", 0))
     command: Command = args.run

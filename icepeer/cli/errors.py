@@ -15,10 +15,10 @@ on stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from icecommon import aio
 from icecommon.urls import BadUrl
 
 from ..errors import ConfigError, IcepeerError
@@ -80,6 +80,6 @@ def run(command: Command, args: argparse.Namespace) -> int:
             return report(exc, out if isinstance(out, Output) else Output(json_mode=False))
 
     try:
-        return asyncio.run(reported())
+        return aio.run(reported())
     except KeyboardInterrupt as exc:
         return exit_code(exc)
