@@ -1,8 +1,12 @@
-"""Throughput of ``icepeer forward`` (TCP) and ``icepeer send``/``receive``, beside the raw channel and stock aiortc.
+"""Throughput of ``icepeer forward`` (TCP) and ``icepeer send``/``receive``, beside the same over stock aiortc.
 
-    .venv/bin/python benchmarks/transfer.py [--megabytes 32] [--runs 3] [--json]
+    .venv/bin/python benchmarks/transfer.py [--megabytes 32] [--runs 5] [--json]
 
-Everything on 127.0.0.1, in one run, through one signaling server started here:
+Everything on 127.0.0.1, in one run, through one signaling server started
+here. Each icepeer command runs twice per round: as shipped (``python -m
+icepeer``: icepeer's DTLS and SCTP, on uvloop), and as ``aiortc``
+(``benchmarks/aiortc_cli.py``: the very same command code, with a stock
+aiortc ``RTCPeerConnection`` as its data path, on asyncio's loop):
 
 - ``forward tcp``: two ``icepeer forward`` processes (``--listen 127.0.0.1:0``
   and ``--connect`` to a TCP sink in this process); this process writes
@@ -44,6 +48,7 @@ from _harness import (
     ROOT,
     Env,
     child_parser,
+    entry,
     median,
     run_pair,
     servers,
@@ -51,6 +56,8 @@ from _harness import (
 )
 
 ICEPEER = [sys.executable, "-m", "icepeer"]
+STOCK = [sys.executable, str(Path(__file__).with_name("aiortc_cli.py"))]
+STACKS = ("icepeer", "aiortc")
 MESSAGE = 65536
 CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -135,10 +142,12 @@ async def push(port: int, payload: bytes, sink: Sink) -> float:
 # -- icepeer processes ------------------------------------------------------------------------------
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
+async def spawn(*args: str, stack: str = "icepeer") -> asyncio.subprocess.Process:
+    program = ICEPEER if stack == "icepeer" else STOCK
+    env = CHILD_ENV if stack == "icepeer" else {**CHILD_ENV, "ICEPEER_LOOP": "asyncio"}
     return await asyncio.create_subprocess_exec(
-        *ICEPEER, *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=CHILD_ENV)
+        *program, *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env)
 
 
 async def until(proc: asyncio.subprocess.Process, name: str, timeout: float = 60) -> dict[str, Any]:
@@ -154,10 +163,10 @@ async def until(proc: asyncio.subprocess.Process, name: str, timeout: float = 60
 
 
 @contextlib.asynccontextmanager
-async def forward_pair(env: Env, room: str, target: int) -> AsyncIterator[int]:
+async def forward_pair(env: Env, room: str, target: int, stack: str) -> AsyncIterator[int]:
     common = ["--room", room, "--signal", env.signal_url, "--host-address", LOOPBACK, "--json"]
-    listen = await spawn("forward", *common, "--listen", f"{LOOPBACK}:0")
-    connect = await spawn("forward", *common, "--connect", f"{LOOPBACK}:{target}")
+    listen = await spawn("forward", *common, "--listen", f"{LOOPBACK}:0", stack=stack)
+    connect = await spawn("forward", *common, "--connect", f"{LOOPBACK}:{target}", stack=stack)
     try:
         port = (await until(listen, "listening"))["port"]
         await asyncio.gather(until(listen, "ready"), until(connect, "ready"))
@@ -174,11 +183,11 @@ async def forward_pair(env: Env, room: str, target: int) -> AsyncIterator[int]:
                 await proc.wait()
 
 
-async def forward_run(env: Env, room: str, payload: bytes) -> float | str:
+async def forward_run(env: Env, room: str, payload: bytes, stack: str) -> float | str:
     sink = Sink()
     server = await asyncio.start_server(sink.handle, LOOPBACK, 0)
     try:
-        async with forward_pair(env, room, server.sockets[0].getsockname()[1]) as port:
+        async with forward_pair(env, room, server.sockets[0].getsockname()[1], stack) as port:
             return await push(port, payload, sink)
     except Exception as exc:  # noqa: BLE001 - reported as a failed run
         return f"{type(exc).__name__}: {exc}"
@@ -195,13 +204,13 @@ async def direct_run(payload: bytes) -> float:
         server.close()
 
 
-async def send_run(env: Env, room: str, source: Path, megabytes: int) -> tuple[float | str, float | None]:
+async def send_run(env: Env, room: str, source: Path, stack: str) -> tuple[float | str, float | None]:
     """(MB/s as the receiver measured it, MB/s over the processes' wall time)."""
     with tempfile.TemporaryDirectory(prefix="icepeer-bench-") as out:
         common = ["--room", room, "--signal", env.signal_url, "--host-address", LOOPBACK, "--json"]
         started = time.monotonic()
-        sender = await spawn("send", str(source), *common)
-        receiver = await spawn("receive", "-o", out, *common)
+        sender = await spawn("send", str(source), *common, stack=stack)
+        receiver = await spawn("receive", "-o", out, *common, stack=stack)
         try:
             (rout, rerr), (_, serr) = await asyncio.wait_for(
                 asyncio.gather(receiver.communicate(), sender.communicate()), 300)
@@ -228,10 +237,8 @@ def fmt(value: float | None) -> str:
 
 
 async def main() -> int:
-    parser = child_parser(__doc__)
+    parser = child_parser(__doc__, runs=5, methods="icepeer+uvloop,aiortc")
     parser.add_argument("--megabytes", type=int, default=32, help="data per run, in MiB")
-    parser.add_argument("--runs", type=int, default=3, help="repetitions per cell")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     if args.child:
         await child(args)
@@ -239,17 +246,11 @@ async def main() -> int:
     rooms = (f"bench-{os.getpid()}-{i}" for i in itertools.count())
     size = args.megabytes * 1024 * 1024
     payload = os.urandom(size)
-    cells: dict[str, dict[str, Any]] = {}
-
-    def record(name: str, values: list[float | str], extra: dict[str, Any] | None = None) -> None:
-        rates = [v for v in values if isinstance(v, float)]
-        failures = [v for v in values if isinstance(v, str)]
-        cells[name] = {"median_MBps": median(rates), "runs": [round(r, 3) for r in rates],
-                       "failures": failures, **(extra or {})}
-
-    names = ["tcp direct (no tunnel)", "forward tcp", "send/receive", "channel icepeer", "channel aiortc"]
+    names = ["tcp direct (no tunnel)"]
+    for stack in STACKS:
+        names += [f"forward tcp, {stack}", f"send/receive, {stack}", f"send/receive wall, {stack}"]
+    names += ["channel icepeer+uvloop", "channel aiortc"]
     values: dict[str, list[float | str]] = {name: [] for name in names}
-    walls: list[float] = []
     with tempfile.TemporaryDirectory(prefix="icepeer-bench-src-") as src:
         source = Path(src) / f"random-{args.megabytes}MiB.bin"
         source.write_bytes(payload)
@@ -258,36 +259,36 @@ async def main() -> int:
             # round compares the methods under the same load.
             for round_ in range(1, args.runs + 1):
                 values["tcp direct (no tunnel)"].append(await direct_run(payload))
-                values["forward tcp"].append(await forward_run(env, next(rooms), payload))
-                rate, wall = await send_run(env, next(rooms), source, args.megabytes)
-                values["send/receive"].append(rate)
-                if wall is not None:
-                    walls.append(wall)
-                for method in ("icepeer", "aiortc"):
+                for stack in STACKS:
+                    values[f"forward tcp, {stack}"].append(await forward_run(env, next(rooms), payload, stack))
+                    rate, wall = await send_run(env, next(rooms), source, stack)
+                    values[f"send/receive, {stack}"].append(rate)
+                    values[f"send/receive wall, {stack}"].append(wall if wall is not None else "failed")
+                for method in ("icepeer+uvloop", "aiortc"):
                     values[f"channel {method}"].append(await channel_run(method, next(rooms), env, args.megabytes))
                 print(f"round {round_}: " + ", ".join(
                     f"{name} {v[-1]:.2f}" if isinstance(v[-1], float) else f"{name} ({v[-1]})"
                     for name, v in values.items()), file=sys.stderr, flush=True)
+    cells: dict[str, dict[str, Any]] = {}
     for name in names:
-        record(name, values[name], {"wall_median_MBps": median(walls), "wall_runs": [round(w, 3) for w in walls]}
-               if name == "send/receive" else None)
-        print(f"{name:26} {fmt(cells[name]['median_MBps']):>12}", file=sys.stderr, flush=True)
+        rates = [v for v in values[name] if isinstance(v, float)]
+        cells[name] = {"median_MBps": median(rates), "runs": [round(r, 3) for r in rates],
+                       "failures": [v for v in values[name] if isinstance(v, str)]}
     if args.json:
         print(json.dumps({"megabytes": args.megabytes, "runs": args.runs, "cells": cells}, indent=2))
         return 0
-    base = cells["channel icepeer"]["median_MBps"]
-    print(f"| {args.megabytes} MiB, median of {args.runs} | MB/s | vs icepeer channel |")
-    print("|---|---|---|")
-    for name, cell in cells.items():
-        rate = cell["median_MBps"]
-        ratio = f"{rate / base:.2f}x" if rate and base else "-"
-        print(f"| {name} | {fmt(rate)} | {ratio} |")
-        if name == "send/receive":
-            wall = cell["wall_median_MBps"]
-            print(f"| send/receive, wall time of both processes | {fmt(wall)} | "
-                  f"{f'{wall / base:.2f}x' if wall and base else '-'} |")
+    print(f"| {args.megabytes} MiB, median of {args.runs} | icepeer | stock aiortc | icepeer / aiortc |")
+    print("|---|---|---|---|")
+    for what in ("forward tcp", "send/receive", "send/receive wall", "channel"):
+        if what == "channel":
+            ours, theirs = cells["channel icepeer+uvloop"]["median_MBps"], cells["channel aiortc"]["median_MBps"]
+        else:
+            ours, theirs = cells[f"{what}, icepeer"]["median_MBps"], cells[f"{what}, aiortc"]["median_MBps"]
+        ratio = f"{ours / theirs:.2f}x" if ours and theirs else "-"
+        print(f"| {what} | {fmt(ours)} | {fmt(theirs)} | {ratio} |")
+    print(f"| tcp direct (no tunnel) | {fmt(cells['tcp direct (no tunnel)']['median_MBps'])} | | |")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(entry(main))

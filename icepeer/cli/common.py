@@ -85,6 +85,7 @@ class Output:
 
     def __init__(self, *, json_mode: bool, stdout: Any = None, stderr: Any = None) -> None:
         self.json_mode = json_mode
+        self._flush_pending = False
         self._out = stdout or sys.stdout
         self._err = stderr or sys.stderr
 
@@ -103,7 +104,23 @@ class Output:
         if self.json_mode:
             self.event("message", data=text)
         else:
-            print(text, file=self._out, flush=True)
+            # Flushed once per pass of the event loop, not once per line: a
+            # burst of messages costs one write, and none waits longer.
+            print(text, file=self._out)
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+        try:
+            asyncio.get_running_loop().call_soon(self._flush)
+        except RuntimeError:  # no loop: flush now
+            self._flush()
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self._out.flush()
 
     def error(self, text: str) -> None:
         if self.json_mode:
@@ -180,10 +197,17 @@ async def chat(
                 exc = receiver.exception()
                 return 1, f"connection lost: {exc}" if exc else "connection lost"
             line = get.result()
+            # Every line already read goes now, before waiting again: a burst
+            # of stdin becomes a burst of messages (bundled into packets).
+            while line is not None:
+                await link.send(line)
+                try:
+                    line = lines.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
             if line is None:
                 delivered = await link.drain()
                 return (0, "stdin closed") if delivered else (1, "not everything sent was delivered")
-            await link.send(line)
     finally:
         reader.cancel()
         receiver.cancel()
