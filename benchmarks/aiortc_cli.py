@@ -113,7 +113,7 @@ class StockPeer:
             await self.pc.setRemoteDescription(RTCSessionDescription(**event.data))
         while self.pc.sctp is None or self.pc.sctp.state != "connected":
             await asyncio.sleep(0.005)
-        asyncio.ensure_future(self._watch())
+        self._watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
         assert self.sig is not None
