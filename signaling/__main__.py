@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import resource
 import signal
 import stat
 import sys
@@ -134,6 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: File descriptors kept for everything but client sockets (listeners, Redis, logs).
+FD_RESERVE = 64
+
+
+def fit_to_fd_limit(config: ServerConfig) -> None:
+    """Keep --max-connections under RLIMIT_NOFILE (raising the soft limit first).
+
+    Past the limit accept() fails with EMFILE, and asyncio logs each failure:
+    a cap the server enforces itself is cleaner (1013 and one counter).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft == resource.RLIM_INFINITY:
+        return
+    room = max(1, soft - FD_RESERVE)
+    if config.max_connections is None or config.max_connections > room:
+        logger.warning(
+            "--max-connections %s is more than the file descriptor limit allows (%d): using %d; "
+            "raise LimitNOFILE (ulimit -n) to hold more",
+            config.max_connections or "(no cap)", soft, room,
+        )
+        config.max_connections = room
+
+
 async def run(config: ServerConfig) -> None:
     # With thousands of connections, CPython's default collection thresholds
     # run full collections that pause relaying for 300-500 ms (measured with
@@ -196,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config.validate()
+        fit_to_fd_limit(config)
         asyncio.run(run(config))
     except SignalingError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -49,6 +49,7 @@ from redis.exceptions import RedisError
 
 from .cluster import ClusterRooms, Departure, Effects
 from .protocol import ClientMessage, Join, Leave, ServerMessage, Signal
+from .redis_publisher import Publisher, PublisherError
 from .rooms import Session
 
 __all__ = ["RedisRooms", "PREFIX"]
@@ -168,12 +169,14 @@ class RedisRooms:
         self._subscribed = asyncio.Event()
         self._up = asyncio.Event()
         self._outgoing: deque[tuple[str, str]] = deque()
-        self._wake = asyncio.Event()
+        self._flush_scheduled = False
+        self._publisher = Publisher(self.url, on_lost=self._lost_redis)
         self._pending_departures: list[Departure] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_later: asyncio.TimerHandle | None = None
         self._data_lost = False
         self._closing = False
+        self._last_error = ""
         self.lost = 0  # envelopes that could not be published
         self.reaped_peers = 0
         self.outages = 0
@@ -206,7 +209,6 @@ class RedisRooms:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._subscriber()),
-            loop.create_task(self._publisher()),
             loop.create_task(self._keepalive()),
         ]
         # Serve at once if Redis is there; otherwise refuse joins until it is.
@@ -214,12 +216,11 @@ class RedisRooms:
             async with asyncio.timeout(3):
                 await self._up.wait()
         if not self.available:
-            logger.warning("Redis at %s does not answer yet: joins get 'unavailable' until it does",
-                           _redacted(self.url))
+            logger.warning("Redis at %s does not answer yet (%s): joins get 'unavailable' until it does",
+                           _redacted(self.url), self._last_error or "no reply")
 
     async def close(self) -> None:
         self._closing = True
-        self._wake.set()
         for task in self._tasks:
             task.cancel()
         # redis-py may swallow a cancellation in the middle of a command; the
@@ -234,9 +235,10 @@ class RedisRooms:
                 async with asyncio.timeout(2):
                     for session in list(self.state.local.values()):
                         await self._leave(session)
-                    await self._flush()
+                    self._flush()
                     await self._redis.zrem(PREFIX + "nodes", self.node_id)
             await self._redis.aclose()
+        self._publisher.close()
         if self._sub_redis is not None:
             await self._sub_redis.aclose()
 
@@ -332,34 +334,24 @@ class RedisRooms:
             self._deliver(session, message)
         if effects.remote:
             self._outgoing.extend(effects.remote)
-            self._wake.set()
+            if not self._flush_scheduled:
+                # Once per pass of the event loop: everything queued meanwhile
+                # goes out in one write, one PUBLISH per node.
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _publisher(self) -> None:
-        """Publish queued envelopes in order, one PUBLISH per node per batch."""
-        while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        while self._outgoing:
-            batch: dict[str, list[str]] = {}
-            count = len(self._outgoing)
-            for _ in range(count):
-                node, envelope = self._outgoing.popleft()
-                batch.setdefault(node, []).append(envelope)
-            if not self.available:
-                self.lost += count
-                continue
-            assert self._redis is not None
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for node, envelopes in batch.items():
-                        pipe.publish(PREFIX + "to:" + node, "\n".join(envelopes))
-                    await pipe.execute()
-            except (RedisError, OSError) as exc:
-                self.lost += count
-                self._lost_redis(exc)
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outgoing:
+            return
+        batch: dict[str, list[str]] = {}
+        count = len(self._outgoing)
+        for node, envelope in self._outgoing:
+            batch.setdefault(node, []).append(envelope)
+        self._outgoing.clear()
+        messages = [(PREFIX + "to:" + node, "\n".join(envelopes)) for node, envelopes in batch.items()]
+        if not self.available or not self._publisher.publish(messages):
+            self.lost += count
 
     async def _subscriber(self) -> None:
         """Read this node's channel; subscribe again whenever the connection drops."""
@@ -384,6 +376,7 @@ class RedisRooms:
     # -- liveness and recovery ------------------------------------------------
 
     def _lost_redis(self, exc: BaseException) -> None:
+        self._last_error = str(exc) or type(exc).__name__
         if self.available:
             self.outages += 1
             logger.warning("lost Redis (%s): joins get 'unavailable' until it is back", exc)
@@ -443,6 +436,11 @@ class RedisRooms:
 
     async def _recover(self) -> None:
         """Redis answers again: news for the others, then compare rooms."""
+        if not self._publisher.connected:
+            try:
+                await self._publisher.connect()
+            except PublisherError as exc:
+                raise OSError(str(exc)) from exc
         departures, self._pending_departures = self._pending_departures, []
         for departure in departures:
             remaining = await self._run_leave(departure)

@@ -32,17 +32,19 @@ def redis_server_path() -> str | None:
 
 
 class RedisServer:
-    def __init__(self, *, tls: tuple[str, str] | None = None) -> None:
+    def __init__(self, *, tls: tuple[str, str] | None = None, password: str | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = free_port(self.host, udp=False)
         self.tls = tls
+        self.password = password
         self._dir = tempfile.TemporaryDirectory(prefix="icepeer-redis-")
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://{self.host}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"{scheme}://{auth}{self.host}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -53,6 +55,8 @@ class RedisServer:
         assert path, "redis-server is not installed"
         args = [path, "--bind", self.host, "--save", "", "--appendonly", "no",
                 "--dir", self._dir.name, "--daemonize", "no", "--loglevel", "warning"]
+        if self.password:
+            args += ["--requirepass", self.password]
         if self.tls:
             certfile, keyfile = self.tls
             args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", certfile,

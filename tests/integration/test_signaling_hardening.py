@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -227,3 +229,36 @@ async def test_metrics_on_a_separate_address_or_off():
 def test_bad_hardening_options_are_clear_errors(options, words):
     with pytest.raises(ConfigError, match=words):
         ServerConfig(**options).validate()
+
+
+async def test_no_cap_still_stays_under_the_file_descriptor_limit():
+    # With RLIMIT_NOFILE at 150 and no --max-connections, the server caps
+    # itself at 150 - 64 instead of failing accept() with EMFILE (which
+    # asyncio logs once per attempt, and a flood makes that a log flood).
+    def low_fd_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "signaling", "--port", "0", "--max-connections", "0",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, preexec_fn=low_fd_limit,
+    )
+    conns = []
+    try:
+        url = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().split()[-1]
+        conns = [await connect(url) for _ in range(100)]
+        codes = []
+        for ws in conns[80:]:
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await ws.recv()
+            codes.append(ws.close_code)
+        assert codes.count(1013) >= 10, codes
+        assert all(ws.close_code is None for ws in conns[:80])
+    finally:
+        for ws in conns:
+            await ws.close()
+        proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert b"file descriptor limit allows (150): using 86" in err, err
+    assert b"Too many open files" not in err and b"Traceback" not in err

@@ -234,6 +234,30 @@ async def test_rediss_with_a_private_ca(tmp_path):
             await b.close()
 
 
+async def test_a_password_protected_redis_and_another_database():
+    require_redis()
+    async with RedisServer(password="s3cret-pw") as redis:
+        url = redis.url.replace("/0", "/3")
+        async with SignalingServer(ServerConfig(port=0, redis=url)) as s1, \
+                SignalingServer(ServerConfig(port=0, redis=url)) as s2:
+            a, ja = await join(s1.url, "auth")
+            b, jb = await join(s2.url, "auth")
+            await b.send(json.dumps({"type": "signal", "to": ja["peer_id"], "data": "through db 3"}))
+            assert (await recv(a))["type"] == "peer-joined"
+            assert (await recv(a))["data"] == "through db 3"
+            await a.close()
+            await b.close()
+        # The wrong password: the server runs, says why in its log, answers joins
+        # `unavailable`, and /healthz says 503.
+        wrong = url.replace("s3cret-pw", "wrong")
+        async with SignalingServer(ServerConfig(port=0, redis=wrong)) as s3:
+            ws, reply = await join(s3.url, "auth")
+            assert reply["code"] == "unavailable"
+            status, _ = await asyncio.to_thread(http_get, s3.url.replace("ws://", "http://") + "/healthz")
+            assert status == 503
+            await ws.close()
+
+
 async def test_redis_password_only_through_the_environment():
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "signaling", "--redis", "redis://:hunter2@127.0.0.1:1/0",
