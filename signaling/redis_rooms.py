@@ -49,7 +49,7 @@ from redis.exceptions import RedisError
 
 from .cluster import ClusterRooms, Departure, Effects
 from .protocol import ClientMessage, Join, Leave, ServerMessage, Signal
-from .redis_publisher import Publisher, PublisherError
+from .redis_pubsub import Publisher, PubSubError, Subscriber
 from .rooms import Session
 
 __all__ = ["RedisRooms", "PREFIX"]
@@ -162,15 +162,15 @@ class RedisRooms:
         self._on_reaped = on_reaped
         self._beat_every = max(0.5, self.node_ttl / 4)
         self._redis: aioredis.Redis | None = None
-        self._sub_redis: aioredis.Redis | None = None
         self._epoch = ""
         #: True while Redis answers and this node is subscribed to its channel.
         self.available = False
-        self._subscribed = asyncio.Event()
         self._up = asyncio.Event()
         self._outgoing: deque[tuple[str, str]] = deque()
         self._flush_scheduled = False
         self._publisher = Publisher(self.url, on_lost=self._lost_redis)
+        self._subscriber = Subscriber(self.url, PREFIX + "to:" + self.node_id,
+                                      on_message=self._message, on_lost=self._lost_redis)
         self._pending_departures: list[Departure] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_later: asyncio.TimerHandle | None = None
@@ -199,18 +199,13 @@ class RedisRooms:
             self.url, max_connections=POOL_SIZE, timeout=5.0, socket_timeout=2.0, **kwargs
         )
         self._redis = aioredis.Redis.from_pool(pool)
-        # The subscriber waits on its socket for as long as nothing is published.
-        self._sub_redis = aioredis.from_url(self.url, socket_timeout=None, **kwargs)
         self._join_script = self._redis.register_script(_JOIN)
         self._leave_script = self._redis.register_script(_LEAVE)
         self._beat_script = self._redis.register_script(_BEAT)
         self._restore_script = self._redis.register_script(_RESTORE)
         self._reap_script = self._redis.register_script(_REAP)
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._subscriber()),
-            loop.create_task(self._keepalive()),
-        ]
+        self._tasks = [loop.create_task(self._keepalive())]
         # Serve at once if Redis is there; otherwise refuse joins until it is.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(3):
@@ -239,8 +234,7 @@ class RedisRooms:
                     await self._redis.zrem(PREFIX + "nodes", self.node_id)
             await self._redis.aclose()
         self._publisher.close()
-        if self._sub_redis is not None:
-            await self._sub_redis.aclose()
+        self._subscriber.close()
 
     async def receive(self, session: Session, message: ClientMessage) -> None:
         if isinstance(message, Join):
@@ -353,25 +347,9 @@ class RedisRooms:
         if not self.available or not self._publisher.publish(messages):
             self.lost += count
 
-    async def _subscriber(self) -> None:
-        """Read this node's channel; subscribe again whenever the connection drops."""
-        assert self._sub_redis is not None
-        channel = PREFIX + "to:" + self.node_id
-        while not self._closing:
-            pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(channel)
-                self._subscribed.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._apply(self.state.receive_batch(_s(message["data"]).split("\n")))
-            except (RedisError, OSError) as exc:
-                self._subscribed.clear()
-                self._lost_redis(exc)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(self._beat_every / 2)
+    def _message(self, payload: bytes) -> None:
+        """Envelopes from other nodes, as one pub/sub message."""
+        self._apply(self.state.receive_batch(payload.decode("utf-8", "replace").split("\n")))
 
     # -- liveness and recovery ------------------------------------------------
 
@@ -418,8 +396,6 @@ class RedisRooms:
         if status == "new":
             await self._restore()
             self._data_lost = True
-        if not self._subscribed.is_set():
-            return  # the subscriber comes back by itself; the next beat finishes
         await self._recover()
 
     async def _restore(self) -> None:
@@ -436,11 +412,14 @@ class RedisRooms:
 
     async def _recover(self) -> None:
         """Redis answers again: news for the others, then compare rooms."""
-        if not self._publisher.connected:
-            try:
+        try:
+            # Subscribed before anything is announced, so no news is missed.
+            if not self._subscriber.connected:
+                await self._subscriber.connect()
+            if not self._publisher.connected:
                 await self._publisher.connect()
-            except PublisherError as exc:
-                raise OSError(str(exc)) from exc
+        except PubSubError as exc:
+            raise OSError(str(exc)) from exc
         departures, self._pending_departures = self._pending_departures, []
         for departure in departures:
             remaining = await self._run_leave(departure)
