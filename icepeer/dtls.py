@@ -45,6 +45,7 @@ SRTP_PROFILES = b"SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
 FLIGHT_RTO_INITIAL, FLIGHT_RTO_MAX = 0.25, 1.0
 _RECORD = struct.Struct("!BHHLH")  # type, version, epoch, sequence (48 bits: 16 + 32), length
 _HANDSHAKE_TYPES = (20, 21, 22)  # change_cipher_spec, alert, handshake
+_APPLICATION_DATA = 23
 
 
 def fingerprint_of(certificate: x509.Certificate, algorithm: str) -> str:
@@ -182,11 +183,13 @@ class DtlsEndpoint:
             if not self.connected:
                 return []
         out = []
-        while True:
+        # One recv() per record in the datagram: no exception to end the loop
+        # in the common case (a record that fails its MAC is just skipped).
+        for _ in range(_count_records(datagram)):
             try:
                 out.append(ssl.recv(65536))
             except SSL.WantReadError:
-                break
+                continue
             except SSL.ZeroReturnError:
                 self.state = DtlsState.CLOSED
                 self.closed_by_peer = True
@@ -195,8 +198,9 @@ class DtlsEndpoint:
                 # A fatal alert from the peer, or a record OpenSSL refuses.
                 self._fail(f"DTLS failed: {_reason(exc)}")
                 break
-        # OpenSSL may have answered (a retransmitted flight of the peer's).
-        self._collect(now)
+        if datagram[0] != _APPLICATION_DATA:
+            # OpenSSL may answer a handshake record (the peer resent its last flight).
+            self._collect(now)
         return out
 
     # -- datagrams out -----------------------------------------------------------------------
@@ -259,6 +263,15 @@ class DtlsEndpoint:
     def srtp_profile(self) -> bytes | None:
         profile = self._ssl.get_selected_srtp_profile()
         return bytes(profile) if profile else None
+
+
+def _count_records(data: bytes) -> int:
+    """How many DTLS records a datagram holds (RFC 6347 section 4.1: 13-byte headers)."""
+    count, pos, end = 0, 0, len(data)
+    while pos + 13 <= end:
+        pos += 13 + ((data[pos + 11] << 8) | data[pos + 12])
+        count += 1
+    return count
 
 
 def _pack(data: bytes) -> list[bytes]:
