@@ -23,14 +23,14 @@ import hmac
 import logging
 import os
 import struct
-from collections import deque
 from typing import Protocol
 
 from . import chunks as c
 from .chunks import Chunk, ForwardTsnChunk, InitChunk, SackChunk, SctpMalformed
+from .congestion import RTO_INITIAL
 from .receiver import MessageTooLarge, Receiver, WindowIgnored
-from .sender import RTO_INITIAL, Sender
-from .serial import tsn_add, tsn_diff
+from .reconfig import Reconfig
+from .sender import Sender
 
 __all__ = ["Association", "Listener", "State", "MAX_PACKET", "DEFAULT_RECEIVE_BUFFER"]
 
@@ -45,8 +45,6 @@ MAX_ASSOCIATION_RETRANSMITS = 10
 #: Error cause codes (RFC 9260 section 3.3.10).
 CAUSE_PROTOCOL_VIOLATION = 13
 CAUSE_USER_ABORT = 12
-#: RE-CONFIG results (RFC 6525 section 4.4).
-RESULT_PERFORMED, RESULT_DENIED, RESULT_IN_PROGRESS = 1, 2, 6
 
 
 class State(enum.Enum):
@@ -97,13 +95,7 @@ class Association:
         self._key = os.urandom(32)
         self._out: list[bytes] = []
         self._t1: tuple[float, Chunk, int] | None = None  # deadline, chunk to resend, tries
-        # Stream resets (RFC 6525): ours, one request at a time.
-        self._reset_queue: deque[int] = deque()
-        self._reset_request: tuple[int, list[int], bytes, float] | None = None
-        # RFC 6525 section 4.1: request sequence numbers start at the initial TSN.
-        self._reset_seq = tsn_add(self.initial_tsn, -1)
-        self._peer_reset_seq: int | None = None
-        self._deferred_resets: list[tuple[int, int, list[int]]] = []
+        self.reconfig_state = Reconfig(self.initial_tsn, send=lambda body: self._send_control(Chunk(c.RECONFIG, 0, body)))
 
     # -- the API ----------------------------------------------------------------------
 
@@ -124,7 +116,7 @@ class Association:
 
     def reset_streams(self, streams: list[int]) -> None:
         """Reset our outgoing ``streams`` once what was queued on them is sent (RFC 6525 5.1.2)."""
-        self._reset_queue.extend(s for s in streams if s not in self._reset_queue)
+        self.reconfig_state.reset(streams)
 
     def consumed(self, nbytes: int) -> None:
         """The application read a message of ``nbytes`` bytes."""
@@ -158,7 +150,7 @@ class Association:
     @property
     def idle(self) -> bool:
         """Nothing waits to be sent or acknowledged."""
-        return self.sender.idle and self._reset_request is None and not self._reset_queue
+        return self.sender.idle and not self.reconfig_state.busy
 
     def packets(self) -> list[bytes]:
         """The packets to send now (serialized, with their checksums)."""
@@ -218,10 +210,7 @@ class Association:
             # Out of order, a duplicate, the I bit, or many packets: a SACK now,
             # not at the end of the read burst (RFC 9260 section 6.7).
             self._send_control_raw(receiver.sack())
-        if self._deferred_resets:
-            deferred, self._deferred_resets = self._deferred_resets, []
-            for seq, last_tsn, streams in deferred:
-                self._peer_reset(seq, last_tsn, streams)
+        self.reconfig_state.data_arrived(receiver.cumulative, self._peer_reset)
 
     def _chunk(self, chunk: Chunk, now: float) -> None:
         kind = chunk.type
@@ -244,8 +233,9 @@ class Association:
         elif kind == c.HEARTBEAT:
             self._send_control(Chunk(c.HEARTBEAT_ACK, 0, chunk.body))
         elif kind == c.RECONFIG:
-            if self.state is State.ESTABLISHED:
-                self._on_reconfig(chunk.body)
+            if self.state is State.ESTABLISHED and self.receiver is not None:
+                self.reconfig_state.receive(chunk.body, self.receiver.cumulative, done=self._outgoing_reset,
+                                            peer_reset=self._peer_reset)
         elif kind == c.ABORT:
             self._close(f"the peer aborted the association{_causes(chunk.body)}", by_peer=True)
         elif kind == c.SHUTDOWN:
@@ -291,7 +281,7 @@ class Association:
         if self.receiver is None:
             self.receiver = Receiver(init.initial_tsn, limit=self.receive_buffer, max_message=self.max_message,
                                      deliver=self.listener.message)
-            self._peer_reset_seq = tsn_add(init.initial_tsn, -1)
+            self.reconfig_state.peer_initial_tsn(init.initial_tsn)
 
     def _on_init(self, init: InitChunk) -> None:
         if self.state is State.ESTABLISHED and init.initiate_tag != self.remote_tag:
@@ -332,70 +322,17 @@ class Association:
         self.state = State.ESTABLISHED
         self.listener.established()
 
-    # -- stream reconfiguration (RFC 6525) -------------------------------------------------
+    # -- stream reconfiguration (RFC 6525, in .reconfig) ----------------------------------
 
-    def _on_reconfig(self, body: bytes) -> None:
-        for kind, value in c.decode_params(body):
-            if kind == c.PARAM_OUTGOING_RESET and len(value) >= 12:
-                seq, _, last_tsn = struct.unpack_from("!LLL", value)
-                streams = [struct.unpack_from("!H", value, p)[0] for p in range(12, len(value) - 1, 2)]
-                self._peer_reset(seq, last_tsn, streams)
-            elif kind == c.PARAM_RECONFIG_RESPONSE and len(value) >= 8:
-                seq, result = struct.unpack_from("!LL", value)
-                request = self._reset_request
-                if request is not None and request[0] == seq and result in (RESULT_PERFORMED, 0):
-                    self._reset_request = None
-                    self.sender.reset_ssn(request[1])
-                    self.listener.outgoing_reset(request[1])
-                elif request is not None and request[0] == seq and result == RESULT_IN_PROGRESS:
-                    self._reset_request = (seq, request[1], request[2], 0.0)  # resend at the next timer
-                elif request is not None and request[0] == seq:
-                    logger.info("the peer refused to reset streams %s (result %d)", request[1], result)
-                    self._reset_request = None
-            elif kind in (c.PARAM_INCOMING_RESET, c.PARAM_ADD_OUTGOING_STREAMS) and len(value) >= 4:
-                seq = struct.unpack_from("!L", value)[0]
-                self._reconfig_response(seq, RESULT_DENIED)
-
-    def _peer_reset(self, seq: int, last_tsn: int, streams: list[int]) -> None:
-        receiver = self.receiver
-        if receiver is None or self._peer_reset_seq is None:
-            return
-        expected = tsn_add(self._peer_reset_seq, 1)
-        if seq != expected:
-            # A retransmission of the last request gets the same answer; others are refused.
-            self._reconfig_response(seq, RESULT_PERFORMED if seq == self._peer_reset_seq else RESULT_DENIED)
-            return
-        if tsn_diff(last_tsn, receiver.cumulative) > 0:
-            # Data sent before the reset is still on its way (RFC 6525 section 5.2.2).
-            if all(d[0] != seq for d in self._deferred_resets):
-                self._deferred_resets.append((seq, last_tsn, streams))
-            self._reconfig_response(seq, RESULT_IN_PROGRESS)
-            return
-        self._peer_reset_seq = seq
+    def _peer_reset(self, streams: list[int]) -> None:
+        assert self.receiver is not None
         for stream in streams:
-            receiver.reset_stream(stream)
-        self._reconfig_response(seq, RESULT_PERFORMED)
+            self.receiver.reset_stream(stream)
         self.listener.incoming_reset(streams)
 
-    def _reconfig_response(self, seq: int, result: int) -> None:
-        body = c.encode_params([(c.PARAM_RECONFIG_RESPONSE, struct.pack("!LL", seq, result))])
-        self._send_control(Chunk(c.RECONFIG, 0, body))
-
-    def _send_reset_request(self, now: float) -> None:
-        request = self._reset_request
-        if request is None and self._reset_queue:
-            # Only streams whose queued data all has TSNs (true once queued): the last TSN covers them.
-            streams = sorted(set(self._reset_queue))
-            self._reset_queue.clear()
-            self._reset_seq = tsn_add(self._reset_seq, 1)
-            value = struct.pack("!LLL", self._reset_seq, tsn_add(self._peer_reset_seq or 0, 0),
-                                self.sender.last_assigned_tsn)
-            value += b"".join(struct.pack("!H", s) for s in streams)
-            body = c.encode_params([(c.PARAM_OUTGOING_RESET, value)])
-            request = (self._reset_seq, streams, body, 0.0)
-        if request is not None and now >= request[3]:
-            self._send_control(Chunk(c.RECONFIG, 0, request[2]))
-            self._reset_request = (request[0], request[1], request[2], now + self.sender.rto)
+    def _outgoing_reset(self, streams: list[int]) -> None:
+        self.sender.reset_ssn(streams)
+        self.listener.outgoing_reset(streams)
 
     # -- timers and sending ------------------------------------------------------------------
 
@@ -407,8 +344,8 @@ class Association:
             deadlines.append(self.sender.t3_deadline)
         if self.receiver is not None and self.receiver.sack_deadline is not None:
             deadlines.append(self.receiver.sack_deadline)
-        if self._reset_request is not None:
-            deadlines.append(self._reset_request[3])
+        if self.reconfig_state.deadline is not None:
+            deadlines.append(self.reconfig_state.deadline)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -433,8 +370,8 @@ class Association:
             return
         receiver = self.receiver
         sack = receiver.sack() if receiver is not None and receiver.sack_due(now, burst_end=burst_end) else b""
-        if self._reset_request is not None or self._reset_queue:
-            self._send_reset_request(now)
+        if self.reconfig_state.busy:
+            self.reconfig_state.send_due(now, self.sender.last_assigned_tsn, self.sender.rto)
         if self.sender.forward_tsn_due and self.forward_tsn:
             forward = self.sender.forward_tsn()
             if forward is not None:
@@ -462,7 +399,7 @@ class Association:
         self.state = State.CLOSED
         self._t1 = None
         self.sender.t3_deadline = None
-        self._reset_request = None
+        self.reconfig_state.request = None
         if self.receiver is not None:
             self.receiver.sack_deadline = None
         self.listener.closed(reason, by_peer=by_peer)

@@ -33,25 +33,11 @@ from .chunks import (
     SackChunk,
     data_chunk,
 )
+from .congestion import Congestion
 from .ranges import RangeSet, unwrap
 from .serial import tsn_add, tsn_diff
 
-__all__ = ["Sender", "OutChunk", "OutMessage", "RTO_INITIAL", "RTO_MIN", "RTO_MAX"]
-
-RTO_INITIAL = 0.5
-RTO_MIN = 0.4
-RTO_MAX = 60.0
-RTO_ALPHA, RTO_BETA = 1 / 8, 1 / 4
-#: Initial congestion window: RFC 9260 section 7.2.1 allows min(4 MTU, max(2 MTU, 4380 bytes));
-#: WebRTC's stacks start at 10 MTU, as TCP does since RFC 6928.
-INITIAL_CWND_PACKETS = 10
-#: Slow start grows cwnd by what a SACK acknowledged, up to this many MTUs.
-#: RFC 9260 7.2.1 caps it at one, assuming a SACK for every packet or two;
-#: icepeer's receivers acknowledge up to 8 packets with one SACK (one per
-#: read burst), so the cap scales with that, as RFC 3465's L does for TCP.
-#: Against a peer that SACKs every packet, the growth is RFC 9260's.
-SLOW_START_CAP = 8
-
+__all__ = ["Sender", "OutChunk", "OutMessage"]
 
 class OutMessage:
     """One message being sent, for partial reliability and bufferedAmount."""
@@ -120,14 +106,8 @@ class Sender:
         self.inflight: deque[OutChunk] = deque()
         self.retransmits: deque[OutChunk] = deque()
         self.flight_size = 0
-        self.cwnd = INITIAL_CWND_PACKETS * max_packet
-        self.ssthresh = 1 << 30
-        self.partial_bytes_acked = 0
         self.peer_rwnd = 1 << 20
-        self.fast_recovery_exit: int | None = None
-        self.srtt: float | None = None
-        self.rttvar = 0.0
-        self.rto = RTO_INITIAL
+        self.congestion = Congestion(max_packet)
         self.t3_deadline: float | None = None
         #: Consecutive T3 expiries without progress (RFC 9260 section 8.1).
         self.error_count = 0
@@ -140,6 +120,11 @@ class Sender:
         self.retransmitted = 0
         #: Set the I bit on the last chunk before the queue runs dry (RFC 7053).
         self.immediate_when_idle = True
+
+    # The congestion state, as the rest of the association reads (and tests set) it.
+    cwnd = property(lambda self: self.congestion.cwnd, lambda self, v: setattr(self.congestion, "cwnd", v))
+    rto = property(lambda self: self.congestion.rto)
+    srtt = property(lambda self: self.congestion.srtt)
 
     # -- queueing -----------------------------------------------------------------
 
@@ -393,42 +378,19 @@ class Sender:
                         self.flight_size -= chunk.size
                         self.retransmits.append(chunk)
                         fast = True
+        # 4. Congestion control (.congestion).
         if rtt_sample is not None:
-            self._update_rto(rtt_sample)
-        # 4. Congestion control (sections 7.2.1, 7.2.2, 7.2.4).
-        if self.fast_recovery_exit is not None and tsn_diff(cumulative, self.fast_recovery_exit) >= 0:
-            self.fast_recovery_exit = None
-        if fast and self.fast_recovery_exit is None:
-            self.ssthresh = max(self.cwnd // 2, 4 * self.max_packet)
-            self.cwnd = self.ssthresh
-            self.partial_bytes_acked = 0
-            self.fast_recovery_exit = tsn_add(self.next_tsn, -1)
-        elif ahead > 0 and self.fast_recovery_exit is None:
-            if self.cwnd <= self.ssthresh:
-                if flight_before >= self.cwnd - self.max_packet:
-                    self.cwnd += min(acked_bytes, SLOW_START_CAP * self.max_packet)
-            else:
-                self.partial_bytes_acked += acked_bytes
-                if self.partial_bytes_acked >= self.cwnd and flight_before >= self.cwnd - self.max_packet:
-                    self.partial_bytes_acked -= self.cwnd
-                    self.cwnd += self.max_packet
+            self.congestion.sample(rtt_sample)
+        self.congestion.acked(acked_bytes, flight_before=flight_before, cumulative=cumulative, advanced=ahead > 0,
+                              fast=fast, highest_outstanding=tsn_add(self.next_tsn, -1))
         # 5. The peer's window (section 6.2.1), and the T3 timer (section 6.3.2).
         self.peer_rwnd = max(0, sack.a_rwnd - self.flight_size)
-        if not inflight or (all(c.acked for c in inflight) and not self.retransmits):
+        if self.flight_size == 0 and not self.retransmits:
             self.t3_deadline = None
         elif ahead > 0:
             self.t3_deadline = now + self.rto
         self._update_advanced_peer_ack()
         return acked_bytes > 0
-
-    def _update_rto(self, rtt: float) -> None:
-        # RFC 9260 section 6.3.1 C2, C3.
-        if self.srtt is None:
-            self.srtt, self.rttvar = rtt, rtt / 2
-        else:
-            self.rttvar = (1 - RTO_BETA) * self.rttvar + RTO_BETA * abs(self.srtt - rtt)
-            self.srtt = (1 - RTO_ALPHA) * self.srtt + RTO_ALPHA * rtt
-        self.rto = min(max(self.srtt + 4 * self.rttvar, RTO_MIN), RTO_MAX)
 
     # -- the T3-rtx timer ---------------------------------------------------------------
 
@@ -438,11 +400,7 @@ class Sender:
         if not self.inflight:
             return
         self.error_count += 1
-        self.ssthresh = max(self.cwnd // 2, 4 * self.max_packet)
-        self.cwnd = self.max_packet
-        self.partial_bytes_acked = 0
-        self.fast_recovery_exit = None
-        self.rto = min(self.rto * 2, RTO_MAX)
+        self.congestion.timeout()
         self.retransmits.clear()
         for chunk in self.inflight:
             if not chunk.acked:

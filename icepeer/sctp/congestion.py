@@ -1,0 +1,86 @@
+"""Congestion control and the retransmission timeout of an SCTP sender (RFC 9260 6.3, 7.2). No I/O.
+
+- **RTO** (section 6.3.1): SRTT and RTTVAR from one sample per SACK (never
+  from a retransmitted chunk: Karn), bounded by WebRTC's own values
+  (dcsctp: initial 500 ms, minimum 400 ms) instead of the RFC's 3 s and 1 s,
+  doubled by every T3 expiry.
+- **Slow start and congestion avoidance** (sections 7.2.1, 7.2.2): cwnd
+  grows by what a SACK acknowledged while at or below ssthresh (see
+  :data:`SLOW_START_CAP`), by one MTU per window above it, and only while
+  the window is in use.
+- **Fast recovery** (section 7.2.4): the first fast retransmission of a
+  window halves cwnd; no further reduction until the cumulative TSN passes
+  what was outstanding then.
+- **T3 expiry** (section 7.2.3): ssthresh halves, cwnd falls to one MTU.
+"""
+
+from __future__ import annotations
+
+from .serial import tsn_diff
+
+__all__ = ["Congestion", "RTO_INITIAL", "RTO_MIN", "RTO_MAX", "INITIAL_CWND_PACKETS", "SLOW_START_CAP"]
+
+RTO_INITIAL = 0.5
+RTO_MIN = 0.4
+RTO_MAX = 60.0
+RTO_ALPHA, RTO_BETA = 1 / 8, 1 / 4
+#: Initial congestion window: RFC 9260 section 7.2.1 allows min(4 MTU, max(2 MTU, 4380 bytes));
+#: WebRTC's stacks start at 10 MTU, as TCP does since RFC 6928.
+INITIAL_CWND_PACKETS = 10
+#: Slow start grows cwnd by what a SACK acknowledged, up to this many MTUs.
+#: RFC 9260 7.2.1 caps it at one, assuming a SACK for every packet or two;
+#: icepeer's receivers acknowledge up to 8 packets with one SACK (one per
+#: read burst), so the cap scales with that, as RFC 3465's L does for TCP.
+#: Against a peer that SACKs every packet, the growth is RFC 9260's.
+SLOW_START_CAP = 8
+
+
+class Congestion:
+    def __init__(self, max_packet: int) -> None:
+        self.max_packet = max_packet
+        self.cwnd = INITIAL_CWND_PACKETS * max_packet
+        self.ssthresh = 1 << 30
+        self.partial_bytes_acked = 0
+        #: The highest TSN outstanding when fast recovery began, or None.
+        self.fast_recovery_exit: int | None = None
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = RTO_INITIAL
+
+    def sample(self, rtt: float) -> None:
+        """One round-trip measurement (section 6.3.1 C2, C3)."""
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = (1 - RTO_BETA) * self.rttvar + RTO_BETA * abs(self.srtt - rtt)
+            self.srtt = (1 - RTO_ALPHA) * self.srtt + RTO_ALPHA * rtt
+        self.rto = min(max(self.srtt + 4 * self.rttvar, RTO_MIN), RTO_MAX)
+
+    def acked(self, acked_bytes: int, *, flight_before: int, cumulative: int, advanced: bool,
+              fast: bool, highest_outstanding: int) -> None:
+        """A SACK acknowledged ``acked_bytes``; ``fast`` if it started a fast retransmission."""
+        if self.fast_recovery_exit is not None and tsn_diff(cumulative, self.fast_recovery_exit) >= 0:
+            self.fast_recovery_exit = None
+        if fast and self.fast_recovery_exit is None:
+            self.ssthresh = max(self.cwnd // 2, 4 * self.max_packet)
+            self.cwnd = self.ssthresh
+            self.partial_bytes_acked = 0
+            self.fast_recovery_exit = highest_outstanding
+        elif advanced and self.fast_recovery_exit is None:
+            in_use = flight_before >= self.cwnd - self.max_packet
+            if self.cwnd <= self.ssthresh:
+                if in_use:
+                    self.cwnd += min(acked_bytes, SLOW_START_CAP * self.max_packet)
+            else:
+                self.partial_bytes_acked += acked_bytes
+                if self.partial_bytes_acked >= self.cwnd and in_use:
+                    self.partial_bytes_acked -= self.cwnd
+                    self.cwnd += self.max_packet
+
+    def timeout(self) -> None:
+        """T3-rtx expired (sections 6.3.3, 7.2.3)."""
+        self.ssthresh = max(self.cwnd // 2, 4 * self.max_packet)
+        self.cwnd = self.max_packet
+        self.partial_bytes_acked = 0
+        self.fast_recovery_exit = None
+        self.rto = min(self.rto * 2, RTO_MAX)
