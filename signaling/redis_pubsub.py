@@ -6,16 +6,16 @@ redis-py spends 70 to 100 µs of CPU on each command it awaits, and about
 machine, docs/benchmarks.md). With one ``PUBLISH`` per relayed frame at a
 moderate rate, that was most of a server's work. :class:`Publisher` writes
 ``PUBLISH`` commands (:mod:`signaling.resp`) to its socket at once, in the
-order given, and counts the replies as they come back; :class:`Subscriber`
-hands each message's payload to a callback as its bytes arrive. The scripts
-stay on redis-py.
+order given, and asks for no replies (``CLIENT REPLY OFF``);
+:class:`Subscriber` hands each message's payload to a callback as its bytes
+arrive. The scripts stay on redis-py.
 
 Order per sender holds because every envelope a process sends goes through
 its one :class:`Publisher`, and Redis delivers a connection's publications
-to each subscriber in the order they were made. If Redis stops answering
-(replies fall far behind, or the socket's buffer fills) or a connection
+to each subscriber in the order they were made. If Redis stops reading
+(the socket's buffer fills) or a connection
 breaks, it is dropped and ``on_lost`` is called; what was written and not
-answered may be lost, and a subscriber hears nothing published while it is
+yet read by Redis may be lost, and a subscriber hears nothing published while it is
 not connected (pub/sub delivers at most once).
 """
 
@@ -36,8 +36,6 @@ __all__ = ["Publisher", "Subscriber", "PubSubError"]
 
 logger = logging.getLogger(__name__)
 
-#: Replies Redis may owe before the connection is considered stuck.
-MAX_UNANSWERED = 100_000
 #: Bytes that may wait in the socket's user-space buffer.
 MAX_BUFFERED = 16 * 1024 * 1024
 
@@ -175,14 +173,13 @@ class Publisher(_Connection):
 
     name = "icepeer-signaling-publisher"
 
-    def __init__(self, url: str, *, on_lost: Callable[[Exception], None]) -> None:
-        super().__init__(url, on_lost=on_lost)
-        self.unanswered = 0
-        self.errors = 0
-
     async def connect(self, timeout: float = 2.0) -> None:
         await super().connect(timeout)
-        self.unanswered = 0
+        # No replies from now on: each `:1` would wake this process once per
+        # message for nothing. A Redis that stops reading shows as a growing
+        # buffer below; one that stops altogether, as failing heartbeats.
+        assert self._protocol is not None and self._protocol.transport is not None
+        self._protocol.transport.write(encode("CLIENT", "REPLY", "OFF"))
 
     def publish(self, messages: list[tuple[str, str]]) -> bool:
         """Write ``PUBLISH channel message`` for each pair, in order; False if not connected."""
@@ -190,18 +187,14 @@ class Publisher(_Connection):
         if protocol is None or protocol.transport is None or self._setup is not None:
             return False
         transport = protocol.transport
-        if self.unanswered > MAX_UNANSWERED or transport.get_write_buffer_size() > MAX_BUFFERED:
-            self.broken(PubSubError("Redis stopped reading or answering"))
+        if transport.get_write_buffer_size() > MAX_BUFFERED:
+            self.broken(PubSubError("Redis stopped reading what this process publishes"))
             return False
         transport.write(b"".join(encode("PUBLISH", channel, message) for channel, message in messages))
-        self.unanswered += len(messages)
         return True
 
     def replied(self, reply: Any) -> None:
-        self.unanswered = max(0, self.unanswered - 1)
-        if isinstance(reply, ReplyError):
-            self.errors += 1
-            logger.warning("Redis refused a PUBLISH: %s", reply.message)
+        pass  # none come after CLIENT REPLY OFF
 
 
 class Subscriber(_Connection):

@@ -1,9 +1,11 @@
 """Rooms in Redis, shared by any number of server processes: the asyncio glue.
 
 :class:`~signaling.cluster.ClusterRooms` decides; this module runs the
-atomic Lua scripts (a script runs alone in Redis, so two peers racing for
-the last seat cannot both get it), publishes envelopes to other nodes'
-channels (pub/sub), and keeps the node alive in Redis.
+atomic Lua scripts with redis-py (a script runs alone in Redis, so two peers
+racing for the last seat cannot both get it), moves envelopes between nodes
+over pub/sub (:mod:`signaling.redis_pubsub`: one channel per node, each
+node's publications in one ordered connection), and keeps the node alive in
+Redis.
 
 Keys, all under ``icepeer:``:
 
@@ -30,8 +32,10 @@ again the node subscribes again, writes its peers back if Redis lost them
 meanwhile, and compares each of its rooms with Redis (now, and once more
 after ``node_ttl``, when every live node has written its peers back).
 
-This needs one Redis (a primary, with replicas or Sentinel if wanted), not
-Redis Cluster: the scripts touch keys of several rooms.
+This needs one Redis (a primary; a replica promoted by hand or by Sentinel
+looks like a restart that lost the last writes), not Redis Cluster: the
+scripts touch keys of several rooms. With Sentinel, point ``--redis`` at
+the current primary's address (a floating IP or DNS name).
 """
 
 from __future__ import annotations
@@ -420,16 +424,17 @@ class RedisRooms:
                 await self._publisher.connect()
         except PubSubError as exc:
             raise OSError(str(exc)) from exc
-        departures, self._pending_departures = self._pending_departures, []
-        for departure in departures:
-            remaining = await self._run_leave(departure)
-            if remaining is None:
-                self._pending_departures.append(departure)
-                raise OSError("Redis went away again during recovery")
-            self._apply(self.state.leave_remotely(departure, remaining))
         was_down = not self.available
+        # Available from here on: the news below must be published, not dropped.
         self.available = True
         self._up.set()
+        departures, self._pending_departures = self._pending_departures, []
+        for i, departure in enumerate(departures):
+            remaining = await self._run_leave(departure)
+            if remaining is None:
+                self._pending_departures += departures[i:]
+                raise OSError("Redis went away again during recovery")
+            self._apply(self.state.leave_remotely(departure, remaining))
         if was_down:
             if self.outages:
                 logger.info("Redis is back: serving joins again")
