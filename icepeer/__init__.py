@@ -3,7 +3,9 @@
 import logging
 
 from .channel import Channel
+from .code import Code, new_code, parse_code
 from .errors import (
+    AuthenticationFailed,
     BadDescription,
     ChannelClosed,
     ConfigError,
@@ -24,6 +26,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "connect",
+    "new_code",
+    "parse_code",
+    "Code",
     "Peer",
     "Channel",
     "ConnectionReport",
@@ -38,6 +43,7 @@ __all__ = [
     "BadDescription",
     "DtlsFailed",
     "FingerprintMismatch",
+    "AuthenticationFailed",
     "IceFailed",
     "IcepeerError",
     "MessageTooLarge",

@@ -26,12 +26,15 @@ from aioice.candidate import Candidate
 
 from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers
 
-from . import sdp
+from . import rendezvous, sdp
 from .agent import Agent
 from .channel import Channel
 from .channels import ChannelSet
+from .code import Code
 from .errors import (
+    AuthenticationFailed,
     BadDescription,
+    ChannelClosed,
     ConnectFailed,
     IceFailed,
     IcepeerError,
@@ -42,6 +45,7 @@ from .errors import (
 from .events import Closed, PathChanged, PathLost, PeerEvent
 from .monitor import PathMonitor
 from .negotiator import Negotiator
+from .pake import EXPORTER_LABEL, MISMATCH, Pake
 from .path import PathConfig, RestartIce
 from .report import Endpoint, endpoints
 from .session import AddRemoteCandidate, Role
@@ -59,8 +63,9 @@ class Connection:
     def __init__(
         self,
         signal_url: str,
-        room: str,
+        room: str | None,
         *,
+        code: Code | None,
         ice_servers: list[IceServerUrl],
         relay_only: bool,
         timeout: float | None,
@@ -71,7 +76,10 @@ class Connection:
         signaling_ssl: ssl.SSLContext | None,
         receive_buffer: int,
     ) -> None:
-        self.room = room
+        self.room = room if room is not None else "(code)"
+        self.code = code
+        self._pake = Pake(code.password) if code is not None else None
+        self._signal_url, self._signaling_ssl = signal_url, signaling_ssl
         self.relay_only = relay_only
         self._ice_servers = ice_servers
         self._timeout = timeout
@@ -80,7 +88,7 @@ class Connection:
             "relay_only": relay_only, "host_addresses": host_addresses,
             "gather_timeout": gather_timeout, "tls_context": tls_context,
         }
-        self.link = SignalingLink(signal_url, room, timeout=timeout, ssl_context=signaling_ssl)
+        self.link = SignalingLink(signal_url, self.room, timeout=timeout, ssl_context=signaling_ssl)
         self._path_config = PathConfig.for_peer_timeout(peer_timeout)
         self.monitor = PathMonitor(
             self._path_config, make_agent=self._make_agent, spawn=self._spawn,
@@ -101,6 +109,8 @@ class Connection:
         self.t0 = time.monotonic()
         self.marks: dict[str, float] = {}
         self.on_progress: Callable[[str], None] | None = None
+        #: Called with the code once its nameplate is known (a new code).
+        self.on_code: Callable[[str], None] | None = None
 
     @property
     def role(self) -> Role | None:
@@ -164,8 +174,14 @@ class Connection:
         return f" (gathered {gathered}{hints})"
 
     async def _join(self) -> None:
+        room = None if self.code is not None else self.room
+        self.link, code = await rendezvous.join(self._signal_url, room, self.code, timeout=self._timeout,
+                                                ssl_context=self._signaling_ssl)
         link = self.link
-        await link.join()
+        if code is not None:
+            self.code, self.room = code, code.room
+            if self.on_code is not None:
+                self.on_code(str(code))
         self.mark("joined")
         try:
             self._ice_servers = self._ice_servers + parse_ice_servers(link.ice_servers)
@@ -176,7 +192,7 @@ class Connection:
         self.stack.on_closed = self._on_stack_closed
         self.stack.on_channel_closed = self.channels.forget
         self.monitor.first_agent()
-        self.session = Negotiator(link, self.monitor, self, self.stack.fingerprints())
+        self.session = Negotiator(link, self.monitor, self, self.stack.fingerprints(), self._pake)
         link.on_peer_left, link.on_lost = self._on_peer_left, self._on_link_lost
         self._spawn(link.sender(), "signaling-sender")
         self._spawn(link.reader(), "signaling-reader")
@@ -227,6 +243,27 @@ class Connection:
     def add_remote_candidate(self, action: AddRemoteCandidate) -> None:
         self._spawn(self.monitor.add_remote_candidate(action.ufrag, action.candidate), "remote-candidate")
 
+    def authentication_failed(self, exc: AuthenticationFailed) -> None:
+        if not self.established.done():
+            self.fail(exc)
+        else:
+            self.peer_gone(False, str(exc))
+
+    async def _confirm(self, stack: Stack) -> None:
+        """Key confirmation bound to this DTLS session (RFC 5705): see :mod:`icepeer.pake`."""
+        pake, channel, dtls = self._pake, stack.confirm_channel, stack.dtls
+        assert pake is not None and channel is not None and dtls is not None
+        exporter = dtls.export_keying_material(EXPORTER_LABEL, 32)
+        mine = "offerer" if self.role is Role.OFFERER else "answerer"
+        theirs = "answerer" if mine == "offerer" else "offerer"
+        await channel.send(pake.confirmation(mine, exporter))
+        try:
+            tag = await channel.recv()
+        except ChannelClosed:
+            raise AuthenticationFailed(MISMATCH) from None
+        pake.check_confirmation(theirs, exporter, tag)
+        self.mark("authenticated")
+
     def negotiation_failed(self, exc: BadDescription) -> None:
         if not self.established.done():
             self.fail(BadDescription(f"the peer sent something unusable: {exc}"))
@@ -247,7 +284,9 @@ class Connection:
             await stack.start_dtls(agent, dtls_role=session.dtls_role, remote=remote)
             self.mark("dtls_connected")
             self.monitor.dtls_connected()
-            await stack.start_sctp(remote)
+            await stack.start_sctp(remote, confirm=self._pake is not None)
+            if self._pake is not None:
+                await self._confirm(stack)
         except Exception as exc:  # noqa: BLE001 - handed to connect()'s caller through _established
             self.fail(exc)
             return

@@ -8,8 +8,9 @@
     ├── ConnectFailed           no connection within the timeout
     │   ├── IceFailed           ICE found no working candidate pair
     │   ├── BadDescription      the peer sent an offer, answer or candidate we cannot use
-    │   └── DtlsFailed          the DTLS handshake failed
-    │       └── FingerprintMismatch   the peer's certificate is not the one its SDP announced
+    │   ├── DtlsFailed          the DTLS handshake failed
+    │   │   └── FingerprintMismatch   the peer's certificate is not the one its SDP announced
+    │   └── AuthenticationFailed      the code did not match, or someone interfered (PAKE)
     ├── TurnError               a TURN server refused us (wrong credentials, quota, ...)
     ├── PeerLost                the peer left, was killed, or the network was cut
     ├── ChannelClosed           send() on a closed channel
@@ -31,6 +32,7 @@ __all__ = [
     "DtlsFailed",
     "BadDescription",
     "FingerprintMismatch",
+    "AuthenticationFailed",
     "TurnError",
     "PeerLost",
     "ChannelClosed",
@@ -72,6 +74,11 @@ class DtlsFailed(ConnectFailed):
 
 class FingerprintMismatch(DtlsFailed):
     """The peer's DTLS certificate does not match the fingerprint in its SDP."""
+
+
+class AuthenticationFailed(ConnectFailed):
+    """With a code: the peer did not prove it knows the words, or something between us changed the SDP
+    or ran DTLS in the middle (docs/security.md). Nothing was sent."""
 
 
 class TurnError(IcepeerError):

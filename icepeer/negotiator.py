@@ -7,6 +7,12 @@ the peer signals into the negotiation, trickles our candidates, and hands
 each action to the connection (:class:`SessionHooks`): start ICE, restart
 it, add a remote candidate. Re-offers beyond the path policy's limit are
 ignored before they can cost a new agent.
+
+With a code (:mod:`icepeer.pake`), the PAKE messages go first, the offer
+waits for the key, every offer and answer carries its ``mac``, and one
+that does not verify is never used: the connection fails with
+:class:`~icepeer.errors.AuthenticationFailed`, and the peer is told
+(``{"type": "pake-failed"}``) so that it stops at once too.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from aioice.candidate import Candidate
 from . import sdp
 from .agent import Agent
 from .channel import MAX_MESSAGE_SIZE
-from .errors import BadDescription
+from .errors import AuthenticationFailed, BadDescription
 from .monitor import PathMonitor
+from .pake import MISMATCH, Pake
 from .session import (
     Action,
     AddRemoteCandidate,
@@ -51,16 +58,19 @@ class SessionHooks(Protocol):
 
     def peer_found(self, role: Role, remote_peer_id: str) -> None: ...
 
+    def authentication_failed(self, exc: AuthenticationFailed) -> None: ...
+
 
 class Negotiator:
     def __init__(
         self, link: SignalingLink, monitor: PathMonitor, hooks: SessionHooks,
-        fingerprints: tuple[sdp.Fingerprint, ...],
+        fingerprints: tuple[sdp.Fingerprint, ...], pake: Pake | None = None,
     ) -> None:
         self._link = link
         self._monitor = monitor
         self._hooks = hooks
         self._fingerprints = fingerprints
+        self.pake = pake
         self.role: Role | None = None
         self.negotiation: Negotiation | None = None
         #: The peer said it is closing on purpose.
@@ -89,7 +99,11 @@ class Negotiator:
             setup="actpass", max_message_size=MAX_MESSAGE_SIZE,
         )
         self.negotiation = Negotiation(role, local, new_credentials=self._monitor.new_credentials)
-        actions = self.negotiation.start()
+        if self.pake is not None:
+            self._link.send(self.pake.message())
+            actions: list[Action] = []  # the offer waits for the key
+        else:
+            actions = self.negotiation.start()
         early, self._early = self._early, []
         for candidate in early:
             actions += self.negotiation.local_candidate(candidate)
@@ -99,6 +113,8 @@ class Negotiator:
         negotiation = self.negotiation
         if negotiation is None:
             logger.info("a message from the peer before it joined: ignored")
+            return
+        if self.pake is not None and not self._authenticated(negotiation, data):
             return
         if negotiation.is_reoffer(data) and not self._monitor.remote_restart_allowed():
             return
@@ -111,6 +127,34 @@ class Negotiator:
             kind = str(data["candidate"]).partition(" typ ")[2].split(" ")[0] or "unknown"
             self.remote_types[kind] = self.remote_types.get(kind, 0) + 1
         self._run(actions)
+
+    def _authenticated(self, negotiation: Negotiation, data: Any) -> bool:
+        """With a code: take the PAKE message, check an offer's or answer's mac. True to go on."""
+        pake = self.pake
+        assert pake is not None
+        kind = data.get("type") if isinstance(data, dict) else None
+        try:
+            if kind == "pake":
+                pake.receive(data)
+                if self.role is Role.OFFERER:
+                    self._run(negotiation.start())
+                return False
+            if kind == "pake-failed":
+                raise AuthenticationFailed(MISMATCH)
+            if kind in ("offer", "answer"):
+                text = data.get("sdp")
+                if not isinstance(text, str):
+                    raise BadDescription(f"{kind} without an 'sdp' string")
+                pake.check(kind, text, data.get("mac"))
+        except BadDescription as exc:
+            self._hooks.negotiation_failed(exc)
+            return False
+        except AuthenticationFailed as exc:
+            if kind != "pake-failed":
+                self._link.send({"type": "pake-failed"})
+            self._hooks.authentication_failed(exc)
+            return False
+        return True
 
     def local_candidate(self, agent: Agent, candidate: Candidate | None) -> None:
         """A candidate of ``agent`` (``None``: its gathering is over), to trickle to the peer."""
@@ -128,7 +172,10 @@ class Negotiator:
     def _run(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self._link.send(action.data)
+                data = action.data
+                if self.pake is not None and data.get("type") in ("offer", "answer"):
+                    data = {**data, "mac": self.pake.seal(data["type"], data["sdp"])}
+                self._link.send(data)
             elif isinstance(action, StartIce):
                 self._hooks.start_ice(action.remote)
             elif isinstance(action, RestartIce):

@@ -26,6 +26,7 @@ from icecommon.urls import BadUrl, IceServerUrl, parse_ice_servers, parse_ice_ur
 from signaling.protocol import valid_room
 
 from .channel import Channel, check_reliability
+from .code import Code, parse_code
 from .connection import Connection
 from .errors import ConfigError, ConnectFailed, PeerLost
 from .events import Closed, PathChanged, PathLost, PeerEvent
@@ -55,10 +56,20 @@ def _as_urls(servers: Iterable[str | IceServerUrl | dict[str, Any]]) -> list[Ice
 
 
 class connect:
-    """Join ``room`` on the signaling server and connect to the peer there.
+    """Connect to the peer with the same code, or in the same room of the signaling server.
 
     ``await connect(...)`` returns a connected :class:`Peer`; ``async with
-    connect(...) as peer`` also closes it. Options:
+    connect(...) as peer`` also closes it. Give one of:
+
+    - ``code``: a code such as ``"7-guitar-ribbon"`` (the other side's), or
+      :func:`icepeer.new_code` to make one (its nameplate is picked on the
+      server: ``peer.code``, and ``peer.on_code`` once known). The peers run a
+      PAKE over it and authenticate the SDP and DTLS with its key: the
+      signaling server cannot get in the middle (docs/security.md);
+    - ``room``: a room name, as browsers and stock WebRTC peers use: the
+      signaling server is trusted with the fingerprints.
+
+    Options:
 
     - ``ice_servers``: STUN/TURN URLs (``"turn:user:pass@host:3478?transport=tcp"``)
       or RTCIceServer dicts, used besides those the signaling server hands out;
@@ -77,8 +88,9 @@ class connect:
     def __init__(
         self,
         signal_url: str,
-        room: str,
+        room: str | None = None,
         *,
+        code: str | Code | None = None,
         ice_servers: Iterable[str | IceServerUrl | dict[str, Any]] = (),
         relay_only: bool = False,
         timeout: float | None = 30.0,
@@ -89,14 +101,17 @@ class connect:
         signaling_ssl: ssl.SSLContext | None = None,
         receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
     ) -> None:
-        if not valid_room(room):
+        if (room is None) == (code is None):
+            raise ConfigError("give a code or a room (not both)")
+        if room is not None and not valid_room(room):
             raise ConfigError(f"bad room name {room!r}: 1 to 64 characters of A-Z a-z 0-9 . _ -")
+        parsed = parse_code(code) if isinstance(code, str) else code
         if peer_timeout <= 0:
             raise ConfigError("peer_timeout must be positive")
         if receive_buffer < 256 * 1024:
             raise ConfigError("receive_buffer must be at least 256 KiB (four 64 KiB messages)")
         self._peer = Peer(
-            signal_url, room, ice_servers=_as_urls(ice_servers), relay_only=relay_only, timeout=timeout,
+            signal_url, room, code=parsed, ice_servers=_as_urls(ice_servers), relay_only=relay_only, timeout=timeout,
             peer_timeout=peer_timeout, host_addresses=host_addresses, gather_timeout=gather_timeout,
             tls_context=tls_context, signaling_ssl=signaling_ssl, receive_buffer=receive_buffer,
         )
@@ -123,11 +138,35 @@ class connect:
 class Peer:
     """A connection to one other peer. Made by :func:`connect`."""
 
-    def __init__(self, signal_url: str, room: str, **options: Any) -> None:
+    def __init__(self, signal_url: str, room: str | None, **options: Any) -> None:
         self.signal_url = signal_url
-        self.room = room
         self.relay_only: bool = options["relay_only"]
         self._conn = Connection(signal_url, room, **options)
+
+    @property
+    def room(self) -> str:
+        """The room on the signaling server (with a code: ``code-`` and its nameplate)."""
+        return self._conn.room
+
+    @property
+    def code(self) -> str | None:
+        """The code, with its nameplate once picked; ``None`` in room mode."""
+        return str(self._conn.code) if self._conn.code is not None else None
+
+    @property
+    def on_code(self) -> Callable[[str], None] | None:
+        """Called with a new code as soon as its nameplate is picked (to show it to the person)."""
+        return self._conn.on_code
+
+    @on_code.setter
+    def on_code(self, callback: Callable[[str], None] | None) -> None:
+        self._conn.on_code = callback
+
+    @property
+    def verifier(self) -> str | None:
+        """With a code, once connected: a short string both people may compare by voice."""
+        pake = self._conn.session.pake if self._conn.session else None
+        return pake.verifier() if pake is not None and pake.ready else None
 
     @property
     def on_progress(self) -> Callable[[str], None] | None:

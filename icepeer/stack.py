@@ -26,6 +26,7 @@ from .agent import Agent
 from .channel import MAX_MESSAGE_SIZE, Channel
 from .dtls import Certificate, DtlsEndpoint, DtlsState
 from .errors import ConnectFailed, DtlsFailed, FingerprintMismatch
+from .pake import CONFIRM_STREAM
 from .sctp.association import DEFAULT_RECEIVE_BUFFER
 from .sctp.datachannels import ChannelParameters, DataChannels
 
@@ -47,6 +48,7 @@ class Stack:
         self.dtls: DtlsEndpoint | None = None
         self.sctp: DataChannels | None = None
         self.channels: dict[int, Channel] = {}
+        self.confirm_channel: Channel | None = None
         self.max_message_size = MAX_MESSAGE_SIZE
         self._agent: Agent | None = None
         self._loop = asyncio.get_running_loop()
@@ -79,12 +81,18 @@ class Stack:
             failure = self.dtls.failure or f"DTLS is {self.dtls.state.value}"
             raise (FingerprintMismatch if self.dtls.tampering else DtlsFailed)(failure)
 
-    async def start_sctp(self, remote: sdp.Description) -> None:
-        """The SCTP association, with the peer's port and max-message-size (RFC 8841)."""
+    async def start_sctp(self, remote: sdp.Description, *, confirm: bool = False) -> None:
+        """The SCTP association, with the peer's port and max-message-size (RFC 8841).
+
+        With ``confirm``, the pre-agreed channel of the code's key
+        confirmation exists before anything can arrive on it.
+        """
         assert self.dtls is not None
         self.max_message_size = min(remote.max_message_size or MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
         self.sctp = DataChannels(self, dtls_client=not self.dtls.server, remote_port=remote.sctp_port,
                                  receive_buffer=self.receive_buffer, max_message=MAX_MESSAGE_SIZE)
+        if confirm:
+            self.confirm_channel = self.open_channel(ChannelParameters("icepeer-confirm"), stream=CONFIRM_STREAM)
         self.sctp.association.start(self._loop.time())
         self._flush()
         await asyncio.shield(self._sctp_up)

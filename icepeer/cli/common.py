@@ -80,6 +80,19 @@ def add_connect_options(
                         help="more logging on stderr (-vv debug, -vvv with aioice/aiortc)")
 
 
+def add_code_options(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    """A code (``7-guitar-ribbon``): as an argument, or ``--code``; ``--verify``."""
+    if positional:
+        parser.add_argument("code_arg", nargs="?", metavar="CODE",
+                            help="the code the other side printed (e.g. 7-guitar-ribbon); without it "
+                            "(and without --room) a new code is made and printed")
+    add_option(parser, "--code", env="ICEPEER_CODE",
+               help="the code the other side printed; the peers prove to each other they know it "
+               "(SPAKE2), so the signaling server cannot get in the middle")
+    parser.add_argument("--verify", action="store_true",
+                        help="once connected, print a short string to compare with the other side by voice")
+
+
 class Output:
     """Where a command's words and events go."""
 

@@ -10,9 +10,10 @@ from typing import Any
 from icecommon.options import add_option
 
 from ..channel import Channel
-from ..errors import IcepeerError
+from ..code import new_code, parse_code
+from ..errors import ConfigError, IcepeerError
 from ..peer import Peer, connect
-from .common import Output, add_connect_options, chat, new_room_code
+from .common import DEFAULT_SIGNAL_URL, Output, add_code_options, add_connect_options, chat
 from .errors import command_output
 
 CHANNEL_LABEL = "chat"
@@ -28,7 +29,9 @@ def add_parser(sub: Any) -> None:
         "the peer leaves and everything sent was delivered, 1 when the connection could not "
         "be made in time or the peer was lost, 2 for usage errors.",
     )
-    add_connect_options(parser)
+    add_connect_options(parser, room_help="room to join, trusting the signaling server (for browsers "
+                        "and stock WebRTC peers); without it and without a code, a new code is made")
+    add_code_options(parser)
     add_host_address_option(parser)
     parser.set_defaults(run=run)
 
@@ -56,23 +59,46 @@ class ChannelLink:
         return await self.peer.drain()
 
 
+#: What the other side runs to join a code made by each command.
+OTHER_SIDE = {"connect": "connect", "forward": "forward", "send": "receive", "receive": "send"}
+
+
 async def open_peer(args: argparse.Namespace, out: Output) -> tuple[Peer, float]:
-    """Connect as the flags say; return the peer and when we started."""
-    room = args.room
-    if room is None:
-        room = new_room_code()
-        out.progress(f"room code: {room}   (on the other machine: icepeer {args.command} --room {room})")
-    started = time.monotonic()
-    attempt = connect(
-        args.signal,
-        room,
-        ice_servers=args.ice_server,
-        relay_only=args.relay_only,
-        timeout=args.timeout if args.timeout and args.timeout > 0 else None,
-        host_addresses=args.host_address or None,
-    )
+    """Connect as the flags say (a code, given or made; or a room); return the peer and when we started."""
+    text = getattr(args, "code_arg", None) or getattr(args, "code", None)
+    if args.room is not None and text:
+        raise ConfigError("give a code or --room, not both")
+    options = {
+        "ice_servers": args.ice_server,
+        "relay_only": args.relay_only,
+        "timeout": args.timeout if args.timeout and args.timeout > 0 else None,
+        "host_addresses": args.host_address or None,
+    }
+    if args.room is not None:
+        out.progress("note: with --room, the signaling server is trusted: whoever runs it could read "
+                     "everything (a code authenticates the peers end to end)")
+        attempt = connect(args.signal, args.room, **options)
+    else:
+        code = parse_code(text) if text else new_code()
+        attempt = connect(args.signal, code=code, **options)
+        if code.nameplate is None:
+            attempt.peer.on_code = lambda made: _announce(args, out, made)
     attempt.peer.on_progress = out.progress
-    return await attempt, started
+    started = time.monotonic()
+    peer = await attempt
+    if getattr(args, "verify", False) and peer.verifier:
+        out.progress(f"verify with the other side: {peer.verifier}")
+        out.event("verifier", verifier=peer.verifier)
+    return peer, started
+
+
+def _announce(args: argparse.Namespace, out: Output, code: str) -> None:
+    out.event("code", code=code)
+    verb = OTHER_SIDE.get(args.command, args.command)
+    other = getattr(args, "other_side", verb)
+    signal = "" if args.signal == DEFAULT_SIGNAL_URL else f" --signal {args.signal}"
+    out.progress(f"code: {code}")
+    out.progress(f"on the other machine: icepeer {other.replace(verb, f'{verb} {code}', 1)}{signal}")
 
 
 async def run(args: argparse.Namespace) -> int:

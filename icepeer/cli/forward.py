@@ -17,7 +17,7 @@ from ..forward.address import Endpoint
 from ..forward.flows import DEFAULT_IDLE_TIMEOUT
 from ..peer import Peer
 from . import EXIT_FAILED, EXIT_OK
-from .common import Output, add_connect_options, new_room_code
+from .common import Output, add_code_options, add_connect_options
 from .connect import add_host_address_option, open_peer
 from .errors import command_output
 from .errors import report as report_error
@@ -68,7 +68,9 @@ def add_parser(sub: Any) -> None:
                metavar="SECONDS", help="a UDP flow idle this long expires")
     add_option(parser, "--window", env="ICEPEER_FORWARD_WINDOW", type=int, default=DEFAULT_WINDOW,
                metavar="BYTES", help="bytes of each TCP stream this side accepts before the peer waits")
-    add_connect_options(parser)
+    add_connect_options(parser, room_help="room to join, trusting the signaling server; without it and "
+                        "without a code, a new code is made")
+    add_code_options(parser)
     add_host_address_option(parser)
     parser.set_defaults(run=run)
 
@@ -109,12 +111,8 @@ async def run(args: argparse.Namespace) -> int:
     try:
         if mode is Mode.LISTEN:
             await forwarder.bind()  # fail fast on a busy port, before waiting for anyone
-        if args.room is None:
-            args.room = new_room_code()
-            other = "--connect HOST:PORT" if mode is Mode.LISTEN else "--listen HOST:PORT"
-            out.progress(f"room code: {args.room}   (on the other machine: icepeer forward --room "
-                         f"{args.room} {other}" + (" --protocol udp" if args.protocol == "udp" else "") + ")")
-            out.event("room", room=args.room)
+        other = "--connect HOST:PORT" if mode is Mode.LISTEN else "--listen HOST:PORT"
+        args.other_side = f"forward {other}" + (" --protocol udp" if args.protocol == "udp" else "")
         peer, started = await open_peer(args, out)
     except IcepeerError:
         await forwarder.close()

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from icecommon.options import add_option
-from signaling.protocol import valid_room
 
 from ..errors import ConfigError, IcepeerError
 from ..peer import Peer
 from ..transfer import LABEL, Done, FileResult, Manifest, describe_files, receive_files, send_files
 from ..transfer.progress import Meter, format_bytes, format_rate, render_bar, render_line
 from . import EXIT_FAILED, EXIT_OK
-from .common import DEFAULT_SIGNAL_URL, Output, add_connect_options, new_room_code
+from .common import Output, add_code_options, add_connect_options
 from .connect import add_host_address_option, open_peer
 from .errors import command_output
 
@@ -30,30 +29,37 @@ def add_parser(sub: Any) -> None:
         "send",
         help="send files to the peer; prints a code for 'icepeer receive'",
         description="Send files to whoever runs 'icepeer receive' with the same code. Without "
-        "--room a fresh unguessable code is made and printed. Each file's name, size and SHA-256 "
-        "go ahead of it and are checked on arrival. Exit codes: 0 when every file arrived intact, "
-        "1 when the receiver refused or a file failed, 2 for usage errors.",
+        "--code or --room a new code is made and printed (e.g. 7-guitar-ribbon: the number names "
+        "the room on the signaling server, the words never leave this machine; the two sides prove "
+        "to each other that they know them, so the signaling server cannot get in the middle). "
+        "Each file's name, size and SHA-256 go ahead of it and are checked on arrival. Exit codes: "
+        "0 when every file arrived intact, 1 when the receiver refused, a file failed or the code "
+        "did not match, 2 for usage errors.",
     )
     send.add_argument("files", nargs="+", type=Path, metavar="FILE", help="regular files to send")
-    add_connect_options(send, default_timeout=600.0)
+    add_connect_options(send, default_timeout=600.0, room_help="room to join, trusting the signaling "
+                        "server; without it and without --code, a new code is made")
+    add_code_options(send, positional=False)
     add_host_address_option(send)
     send.set_defaults(run=run_send)
 
     receive = sub.add_parser(
         "receive",
         help="receive files sent with 'icepeer send'",
-        description="Receive the files offered by 'icepeer send' in the room (the code it printed; "
-        "asked for on a terminal when --room is missing). A file is written under a temporary name, "
-        "synced and checked (size, SHA-256) before it takes its own name. Existing files are kept "
-        "unless --overwrite; names with paths in them are refused. Exit codes: 0 when every file "
-        "arrived intact, 1 when the offer was refused or a file failed, 2 for usage errors.",
+        description="Receive the files offered by 'icepeer send' with the code it printed (asked for "
+        "on a terminal when missing). Nothing is written unless the two sides proved they know the "
+        "same code. A file is written under a temporary name, synced and checked (size, SHA-256) "
+        "before it takes its own name. Existing files are kept unless --overwrite; names with paths "
+        "in them are refused. Exit codes: 0 when every file arrived intact, 1 when the offer was "
+        "refused, a file failed or the code did not match, 2 for usage errors.",
     )
     add_option(receive, "--output", "-o", env="ICEPEER_OUTPUT", type=Path, default=Path("."), metavar="DIR",
                help="directory to write the files to (it must exist)")
     add_option(receive, "--overwrite", env="ICEPEER_OVERWRITE", action="store_true",
                help="replace files that already exist in the output directory")
-    add_connect_options(receive, room_help="the code that 'icepeer send' printed; "
-                        "asked for on a terminal when missing")
+    add_connect_options(receive, room_help="room to join, trusting the signaling server (when "
+                        "'icepeer send' used --room)")
+    add_code_options(receive)
     add_host_address_option(receive)
     receive.set_defaults(run=run_receive)
 
@@ -135,12 +141,6 @@ async def run_send(args: argparse.Namespace) -> int:
     out = command_output(args)
     files = await asyncio.to_thread(describe_files, args.files)
     total = sum(f.entry.size for f in files)
-    if args.room is None:
-        args.room = new_room_code()
-        signal = "" if args.signal == DEFAULT_SIGNAL_URL else f" --signal {args.signal}"
-        out.progress(f"code: {args.room}")
-        out.progress(f"on the other machine: icepeer receive --room {args.room}{signal}")
-    out.event("code", room=args.room)
     count = f"{len(files)} file" + ("s" if len(files) > 1 else "")
     out.progress(f"offering {count}, {format_bytes(total)}; waiting for the receiver")
     peer = await _connect(args, out)
@@ -189,12 +189,10 @@ async def run_receive(args: argparse.Namespace) -> int:
         raise ConfigError(f"--output {output}: not a directory")
     if not os.access(output, os.W_OK | os.X_OK):
         raise ConfigError(f"--output {output}: not writable")
-    if args.room is None:
-        args.room = await _ask_code(out)
-        if not args.room:
-            raise ConfigError("give the code that 'icepeer send' printed: icepeer receive --room CODE")
-        if not valid_room(args.room):
-            raise ConfigError(f"bad code {args.room!r}")
+    if args.room is None and not (args.code_arg or args.code):
+        args.code = await _ask_code(out)
+        if not args.code:
+            raise ConfigError("give the code that 'icepeer send' printed: icepeer receive CODE")
     peer = await _connect(args, out)
     display: ProgressDisplay | None = None
     started = time.monotonic()

@@ -7,6 +7,8 @@ import signal
 
 import pytest
 
+from icepeer.code import parse_code
+
 from .cli import finish, run, start
 
 
@@ -94,9 +96,11 @@ async def test_environment_variables_are_flags(signaling_server, monkeypatch):
 async def test_without_room_a_code_is_made(signaling_server):
     result = await run("connect", "--signal", signaling_server.url, "--timeout", "1")
     assert result.code == 1
-    line = next(l for l in result.stderr.splitlines() if l.startswith("room code: "))
-    code = line.split()[2]
-    assert len(code) >= 20 and "icepeer connect --room " + code in line
+    line = next(l for l in result.stderr.splitlines() if l.startswith("code: "))
+    code = line.split()[1]
+    made = parse_code(code)  # a nameplate picked on the server, and two words
+    assert made.nameplate is not None and len(made.words) == 2
+    assert f"on the other machine: icepeer connect {code} --signal {signaling_server.url}" in result.stderr
 
 
 async def test_killed_peer_is_detected(signaling_server):

@@ -204,6 +204,6 @@ async def test_usage_errors_exit_2():
 async def test_without_a_room_the_code_and_the_other_command_are_printed(signaling_server):
     result = await run("forward", "--signal", signaling_server.url, "--listen", "0", "--timeout", "1")
     assert result.code == 1
-    line = next(l for l in result.stderr.splitlines() if l.startswith("room code: "))
-    code = line.split()[2]
-    assert f"icepeer forward --room {code} --connect HOST:PORT" in line
+    line = next(l for l in result.stderr.splitlines() if l.startswith("code: "))
+    code = line.split()[1]
+    assert f"on the other machine: icepeer forward {code} --connect HOST:PORT" in result.stderr

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import icepeer
+from icepeer.code import parse_code
 
 from .cli import ICEPEER, Result, finish, run, start
 
@@ -36,8 +37,8 @@ async def test_files_arrive_intact_with_a_printed_code(signaling_server, tmp_pat
     sender = await start("send", *map(str, paths), *common(signaling_server), "--json")
     assert sender.stdout is not None
     code_event = json.loads(await asyncio.wait_for(sender.stdout.readline(), 15))
-    assert code_event["event"] == "code" and len(code_event["room"]) >= 20  # about 80 bits
-    receiver = await start("receive", "--room", code_event["room"], "--output", str(dst),
+    assert code_event["event"] == "code" and parse_code(code_event["code"]).nameplate  # 7-guitar-ribbon
+    receiver = await start("receive", code_event["code"], "--output", str(dst),
                            *common(signaling_server), "--json")
     rs, rr = await asyncio.gather(finish(sender, timeout=60), finish(receiver, timeout=60))
     assert rs.code == 0, rs.stderr
@@ -59,7 +60,7 @@ async def test_files_arrive_intact_with_a_printed_code(signaling_server, tmp_pat
     assert done["event"] == "done" and done["ok"] and done["files"] == 3 and done["MBps"] > 0
     assert rs.events[-1]["event"] == "done" and rs.events[-1]["ok"]
     assert "Traceback" not in rs.stderr + rr.stderr
-    assert "on the other machine: icepeer receive --room " + code_event["room"] in rs.stderr
+    assert "on the other machine: icepeer receive " + code_event["code"] in rs.stderr
 
 
 async def test_an_existing_file_is_refused(signaling_server, tmp_path):
@@ -163,3 +164,63 @@ async def test_usage_errors_exit_2(tmp_path):
     for result, expected in zip(results, words):
         assert result.code == 2 and expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+# -- codes against a wrong guess and a signaling server in the middle ------------------------
+
+
+async def send_and_receive(server, src: Path, dst: Path, *, change=lambda code: code) -> tuple[Result, Result]:
+    """``send`` makes a code; ``receive`` is given ``change(code)``; both results."""
+    sender = await start("send", str(src), *common(server), "--json", "--timeout", "10")
+    assert sender.stdout is not None
+    event = json.loads(await asyncio.wait_for(sender.stdout.readline(), 15))
+    assert event["event"] == "code"
+    receiver = await start("receive", change(event["code"]), "--output", str(dst), *common(server), "--json",
+                           "--timeout", "10")
+    return await asyncio.gather(finish(sender, timeout=30), finish(receiver, timeout=30))
+
+
+def wrong(code: str) -> str:
+    nameplate, first, second = code.split("-")
+    return f"{nameplate}-{first}-{'zebra' if second != 'zebra' else 'zipper'}"
+
+
+async def test_a_wrong_code_writes_nothing_and_both_exit_1(signaling_server, tmp_path):
+    src, dst = make(tmp_path / "secret.bin", 100_000), tmp_path / "dst"
+    dst.mkdir()
+    rs, rr = await send_and_receive(signaling_server, src, dst, change=wrong)
+    assert rs.code == rr.code == 1, rs.stderr + rr.stderr
+    message = "the code did not match, or someone interfered: no data was sent"
+    assert message in rs.stderr and message in rr.stderr
+    assert list(dst.iterdir()) == []
+    assert "Traceback" not in rs.stderr + rr.stderr
+
+
+async def test_a_signaling_server_in_the_middle_reads_nothing_and_nothing_is_written(tmp_path):
+    # The attack that worked against --room: the server puts its own DTLS
+    # certificate into each SDP to terminate DTLS towards both sides.
+    from tests.integration.peers import server_with_hub
+    from tests.integration.test_pake import MitmHub
+
+    src, dst = make(tmp_path / "secret.bin", 100_000), tmp_path / "dst"
+    dst.mkdir()
+    async with server_with_hub(MitmHub(room_size=2)) as server:
+        rs, rr = await send_and_receive(server, src, dst)
+    assert rs.code == rr.code == 1, rs.stderr + rr.stderr
+    assert "someone interfered" in rs.stderr and "someone interfered" in rr.stderr
+    assert list(dst.iterdir()) == []
+
+
+async def test_verify_prints_the_same_string_on_both_sides(signaling_server, tmp_path):
+    src, dst = make(tmp_path / "a.bin", 1000), tmp_path / "dst"
+    dst.mkdir()
+    sender = await start("send", str(src), *common(signaling_server), "--json", "--verify")
+    assert sender.stdout is not None
+    event = json.loads(await asyncio.wait_for(sender.stdout.readline(), 15))
+    receiver = await start("receive", "--code", event["code"], "-o", str(dst), *common(signaling_server),
+                           "--json", "--verify")
+    rs, rr = await asyncio.gather(finish(sender, timeout=30), finish(receiver, timeout=30))
+    assert rs.code == rr.code == 0, rs.stderr + rr.stderr
+    [vs] = [e["verifier"] for e in rs.events if e["event"] == "verifier"]
+    [vr] = [e["verifier"] for e in rr.events if e["event"] == "verifier"]
+    assert vs == vr and f"verify with the other side: {vs}" in rs.stderr

@@ -62,7 +62,7 @@ def test_receive_help_does_not_promise_a_fresh_code(capsys):
         text = " ".join(capsys.readouterr().out.split())
         return text[text.index("--room ROOM "):text.index("--signal SIGNAL ")]
 
-    assert "fresh" in room_help("send")
+    assert "a new code is made" in room_help("send")
     receive = room_help("receive")
-    assert "fresh" not in receive
-    assert "the code that 'icepeer send' printed; asked for on a terminal" in receive
+    assert "code is made" not in receive and "fresh" not in receive
+    assert "when 'icepeer send' used --room" in receive
