@@ -95,6 +95,8 @@ class ClusterRooms:
         self._pending: dict[str, list[str]] = {}
         #: Every room with a local peer: ``{peer id: node id}`` of all its members.
         self.rooms: dict[str, dict[str, str]] = {}
+        #: A counter per room, bumped on every change to its view (see reconcile).
+        self._versions: dict[str, int] = {}
         self.relayed = 0
         #: Envelopes for peers that are not (or no longer) here.
         self.stray = 0
@@ -126,6 +128,7 @@ class ClusterRooms:
         view = self.rooms.setdefault(room, {})
         view.update(members)
         view[peer_id] = self.node_id
+        self._bump(room)
         joined = Joined(
             room=room,
             peer_id=peer_id,
@@ -161,9 +164,11 @@ class ClusterRooms:
         self.local.pop(peer_id, None)
         view = self.rooms.get(room, {})
         view.pop(peer_id, None)
+        self._bump(room)
         others = dict(view)
         if not any(node == self.node_id for node in view.values()):
             self.rooms.pop(room, None)
+            self._versions.pop(room, None)
         return Departure(room, peer_id, others)
 
     def leave_locally(self, departure: Departure) -> Effects:
@@ -248,10 +253,12 @@ class ClusterRooms:
             if not peer or not node or peer in view:
                 return Effects()
             view[peer] = node
+            self._bump(session.room)
             return Effects(local=[(session, PeerJoined(peer))])
         if kind == "L":
             if view.pop(rest, None) is None:
                 return Effects()  # already heard, or never known
+            self._bump(session.room)
             return Effects(local=[(session, PeerLeft(rest))])
         self.stray += 1
         return Effects()
@@ -269,14 +276,27 @@ class ClusterRooms:
         """``(room, peer id)`` of every joined local peer, to write back into Redis."""
         return [(s.room, pid) for pid, s in self.local.items() if s.room is not None]
 
-    def reconcile(self, room: str, members: dict[str, str], *, additions_only: bool = False) -> Effects:
+    def _bump(self, room: str) -> None:
+        self._versions[room] = self._versions.get(room, 0) + 1
+
+    def version(self, room: str) -> int:
+        """Changes to ``room``'s view so far: take it when asking Redis for the room."""
+        return self._versions.get(room, 0)
+
+    def reconcile(
+        self, room: str, members: dict[str, str], version: int, *, additions_only: bool = False
+    ) -> Effects:
         """Bring a room's cached view in line with Redis (news lost while cut off).
 
-        ``additions_only``: Redis may not list every member yet (it restarted
-        empty and other nodes are writing theirs back), so forget nobody.
+        ``members`` is what Redis listed when the view was at ``version``. If
+        the view changed since (news arrived while Redis was being asked), the
+        answer may be older than the view: the room is left alone, since the
+        news that changed it keeps it current anyway. ``additions_only``:
+        Redis may not list every member yet (it restarted empty and other
+        nodes are writing theirs back), so forget nobody.
         """
         view = self.rooms.get(room)
-        if view is None:
+        if view is None or self.version(room) != version:
             return Effects()
         effects = Effects()
         locals_ = [self.local[p] for p, n in view.items() if n == self.node_id and p in self.local]
@@ -288,6 +308,8 @@ class ClusterRooms:
             if node != self.node_id and peer not in view:
                 view[peer] = node
                 effects.local += [(s, PeerJoined(peer)) for s in locals_]
+        if effects.local:
+            self._bump(room)
         return effects
 
     def forget_all(self) -> list[Session]:
@@ -297,4 +319,5 @@ class ClusterRooms:
             session.room = session.peer_id = None
         self.local.clear()
         self.rooms.clear()
+        self._versions.clear()
         return sessions

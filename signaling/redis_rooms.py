@@ -435,11 +435,11 @@ class RedisRooms:
                 self._pending_departures += departures[i:]
                 raise OSError("Redis went away again during recovery")
             self._apply(self.state.leave_remotely(departure, remaining))
-        if was_down:
-            if self.outages:
-                logger.info("Redis is back: serving joins again")
-            else:
-                logger.info("connected to Redis at %s as node %s", _redacted(self.url), self.node_id)
+        if was_down and not self.outages:
+            logger.info("connected to Redis at %s as node %s", _redacted(self.url), self.node_id)
+            self._data_lost = False  # a new data set, not a lost one
+        elif was_down:
+            logger.info("Redis is back: serving joins again")
             # If Redis lost its data, the other nodes write their peers back
             # within a beat or so: until then a peer missing from Redis may only
             # be late, so only newcomers are taken from it now. Once every live
@@ -463,13 +463,14 @@ class RedisRooms:
         rooms = list(self.state.rooms)
         for i in range(0, len(rooms), 500):
             chunk = rooms[i:i + 500]
+            versions = [self.state.version(room) for room in chunk]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for room in chunk:
                     pipe.hgetall(PREFIX + "room:" + room)
                 replies = await pipe.execute()
-            for room, members in zip(chunk, replies):
-                members = {_s(k): _s(v) for k, v in members.items()}
-                self._apply(self.state.reconcile(room, members, additions_only=additions_only))
+            for room, version, reply in zip(chunk, versions, replies):
+                members = {_s(k): _s(v) for k, v in reply.items()}
+                self._apply(self.state.reconcile(room, members, version, additions_only=additions_only))
 
     async def _reap(self) -> None:
         """Remove the peers of nodes that stopped beating; tell their room mates."""
