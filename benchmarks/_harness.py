@@ -179,6 +179,21 @@ async def open_icepeer(args: argparse.Namespace) -> Link:
     return link
 
 
+async def open_icepeer_code(args: argparse.Namespace) -> Link:
+    """icepeer with a code (the PAKE, HMACs and key confirmation), both sides given it beforehand."""
+    number = 1 + int.from_bytes(args.room.encode(), "big") % 99000
+    peer = await icepeer.connect(args.signal, code=f"{number}-guitar-ribbon", wait_for_peer=True,
+                                 ice_servers=args.ice_server, relay_only=args.relay_only,
+                                 host_addresses=[LOOPBACK], timeout=30)
+    channel = await peer.channel("bench")
+    link = Link()
+    link.send, link.recv, link.close = channel.send, channel.recv, peer.close
+    link.path = peer.report().path
+    link.timings = peer.report().timings_ms  # type: ignore[attr-defined]
+    link.drain = peer.drain  # type: ignore[attr-defined]
+    return link
+
+
 async def open_aiortc(args: argparse.Namespace, *, loopback: bool = True) -> Link:
     if loopback:
         loopback_only()
@@ -308,6 +323,7 @@ OPENERS: dict[str, Callable[[argparse.Namespace], Awaitable[Link]]] = {
     "icepeer": open_icepeer,
     # The same on uvloop, as the icepeer CLI and signaling server run (Linux).
     "icepeer+uvloop": open_icepeer,
+    "icepeer+code": open_icepeer_code,
     "aiortc": open_aiortc,
     "punch": open_punch,
     "udp": open_udp,

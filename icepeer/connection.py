@@ -66,6 +66,7 @@ class Connection:
         room: str | None,
         *,
         code: Code | None,
+        wait_for_peer: bool = False,
         ice_servers: list[IceServerUrl],
         relay_only: bool,
         timeout: float | None,
@@ -78,6 +79,7 @@ class Connection:
     ) -> None:
         self.room = room if room is not None else "(code)"
         self.code = code
+        self._wait_for_peer = wait_for_peer
         self._pake = Pake(code.password) if code is not None else None
         self._signal_url, self._signaling_ssl = signal_url, signaling_ssl
         self.relay_only = relay_only
@@ -176,7 +178,7 @@ class Connection:
     async def _join(self) -> None:
         room = None if self.code is not None else self.room
         self.link, code = await rendezvous.join(self._signal_url, room, self.code, timeout=self._timeout,
-                                                ssl_context=self._signaling_ssl)
+                                                ssl_context=self._signaling_ssl, wait=self._wait_for_peer)
         link = self.link
         if code is not None:
             self.code, self.room = code, code.room

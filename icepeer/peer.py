@@ -65,7 +65,9 @@ class connect:
       :func:`icepeer.new_code` to make one (its nameplate is picked on the
       server: ``peer.code``, and ``peer.on_code`` once known). The peers run a
       PAKE over it and authenticate the SDP and DTLS with its key: the
-      signaling server cannot get in the middle (docs/security.md);
+      signaling server cannot get in the middle (docs/security.md). A given
+      code expects the other side waiting, unless ``wait_for_peer`` (both
+      sides were given the code beforehand: the first waits);
     - ``room``: a room name, as browsers and stock WebRTC peers use: the
       signaling server is trusted with the fingerprints.
 
@@ -91,6 +93,7 @@ class connect:
         room: str | None = None,
         *,
         code: str | Code | None = None,
+        wait_for_peer: bool = False,
         ice_servers: Iterable[str | IceServerUrl | dict[str, Any]] = (),
         relay_only: bool = False,
         timeout: float | None = 30.0,
@@ -111,7 +114,7 @@ class connect:
         if receive_buffer < 256 * 1024:
             raise ConfigError("receive_buffer must be at least 256 KiB (four 64 KiB messages)")
         self._peer = Peer(
-            signal_url, room, code=parsed, ice_servers=_as_urls(ice_servers), relay_only=relay_only, timeout=timeout,
+            signal_url, room, code=parsed, wait_for_peer=wait_for_peer, ice_servers=_as_urls(ice_servers), relay_only=relay_only, timeout=timeout,
             peer_timeout=peer_timeout, host_addresses=host_addresses, gather_timeout=gather_timeout,
             tls_context=tls_context, signaling_ssl=signaling_ssl, receive_buffer=receive_buffer,
         )

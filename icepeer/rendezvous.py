@@ -23,8 +23,12 @@ logger = logging.getLogger(__name__)
 
 
 async def join(url: str, room: str | None, code: Code | None, *, timeout: float | None,
-               ssl_context: ssl.SSLContext | None) -> tuple[SignalingLink, Code | None]:
-    """A joined :class:`SignalingLink`, and the code with its nameplate (code mode)."""
+               ssl_context: ssl.SSLContext | None, wait: bool = False) -> tuple[SignalingLink, Code | None]:
+    """A joined :class:`SignalingLink`, and the code with its nameplate (code mode).
+
+    With ``wait``, a given code whose room is empty is kept, to wait for the
+    other side (both sides were given the code beforehand).
+    """
     if code is None:
         assert room is not None
         link = SignalingLink(url, room, timeout=timeout, ssl_context=ssl_context)
@@ -39,7 +43,7 @@ async def join(url: str, room: str | None, code: Code | None, *, timeout: float 
                 raise SignalingFailed(f"code {code.nameplate} is in use by others: ask for a new code",
                                       exc.code) from None
             raise
-        if not link.peers:
+        if not link.peers and not wait:
             await link.leave()
             raise ConnectFailed(f"nobody is waiting with code {code.nameplate}: check the code "
                                 "(it is used once, then it is gone)")
