@@ -429,12 +429,19 @@ class RedisRooms:
         self.available = True
         self._up.set()
         departures, self._pending_departures = self._pending_departures, []
+        news = Effects()
         for i, departure in enumerate(departures):
             remaining = await self._run_leave(departure)
             if remaining is None:
                 self._pending_departures += departures[i:]
                 raise OSError("Redis went away again during recovery")
-            self._apply(self.state.leave_remotely(departure, remaining))
+            news.extend(self.state.leave_remotely(departure, remaining))
+        if news.remote:
+            self._apply(news)
+            # Another process coming back at the same moment may not be
+            # subscribed again yet, and pub/sub keeps nothing for it: say it
+            # once more a little later (a peer-left heard twice is told once).
+            asyncio.get_running_loop().call_later(self._beat_every + 0.5, self._apply, news)
         if was_down and not self.outages:
             logger.info("connected to Redis at %s as node %s", _redacted(self.url), self.node_id)
             self._data_lost = False  # a new data set, not a lost one
