@@ -12,7 +12,11 @@ with the test that shows the fault):
   loop that wakes as soon as the check list settles;
 - consent checks on the selected pair (RFC 7675) whose authenticated
   answers, and nothing else, are reported as consent;
-- :meth:`Agent.free`, to close the candidates the path policy found unused.
+- :meth:`Agent.free`, to close the candidates the path policy found unused;
+- direct wherever direct works: when a relayed pair wins the first checks,
+  the direct pairs go on being checked for ``direct_search`` seconds, and
+  the first that succeeds replaces the relay (``on_switched``; see
+  :class:`icepeer.compat.aioice.IceConnection`).
 
 The agent decides nothing about the path: it reports (``on_consent``,
 ``on_peer_data``, ``on_heard``, ``on_relay_lost``) to :mod:`icepeer.monitor`.
@@ -43,6 +47,10 @@ __all__ = ["Agent", "AgentStats", "GatherFailure"]
 
 logger = logging.getLogger(__name__)
 
+#: Seconds to go on checking direct pairs after a relayed pair was selected:
+#: enough for four transmissions of a check (0, 0.5, 1.5 and 3.5 s, RFC 8489
+#: section 6.2.1) on a pair whose candidates trickled in late.
+DIRECT_SEARCH = 5.0
 #: DTLS datagrams kept from before the data path is attached.
 MAX_EARLY_DATA = 32
 #: Socket buffers as large as the SCTP window, so that a window of datagrams
@@ -75,6 +83,7 @@ class Agent(IceConnection):
         gather_timeout: float = 5.0,
         tls_context: ssl.SSLContext | None = None,
         consent_interval: float = CONSENT_INTERVAL,
+        direct_search: float = DIRECT_SEARCH,
     ) -> None:
         super().__init__(
             ice_controlling=False,
@@ -92,6 +101,8 @@ class Agent(IceConnection):
         )
         self._host_addresses = host_addresses
         self._consent_interval = consent_interval
+        self._direct_search = direct_search
+        self._search: asyncio.Task[None] | None = None
         self._turn_clients: list[TurnFixes] = []
         self._closing_tasks: set[asyncio.Future[None]] = set()
         self._host_gathering: asyncio.Task[None] | None = None
@@ -104,6 +115,8 @@ class Agent(IceConnection):
         self.on_consent: Callable[[], None] = _ignore
         self.on_heard: Callable[[], None] = _ignore
         self.on_peer_data: Callable[[CandidateSocket], None] = _ignore
+        self.on_switched: Callable[[CandidatePair], None] = _ignore
+        self.on_search_over: Callable[[], None] = _ignore
         # The data path (DTLS datagrams from the peer), attached by the stack.
         self._on_data: Callable[[bytes], None] | None = None
         self._early_data: list[bytes] = []
@@ -249,7 +262,22 @@ class Agent(IceConnection):
             raise ConnectionError("ICE negotiation failed")
         self.connected = True
         self.start_consent()
-        self.stats.abandoned += self.gatherer.stop()  # late servers: of no use now
+        if self.searching:
+            self._search = asyncio.create_task(self._search_direct())
+        else:
+            self.stats.abandoned += self.gatherer.stop()  # late servers: of no use now
+
+    async def _search_direct(self) -> None:
+        try:
+            await self.search_direct(self._direct_search)
+        finally:
+            self.stats.abandoned += self.gatherer.stop()
+            if not self.is_closing:
+                self.on_search_over()
+
+    def on_selected_changed(self, pair: CandidatePair) -> None:
+        logger.info("moved from the relay to a direct pair: %s", pair)
+        self.on_switched(pair)
 
     # -- reports from the sockets (SocketOwner) ----------------------------------
 
@@ -351,6 +379,8 @@ class Agent(IceConnection):
 
     async def close(self) -> None:
         self.gatherer.stop()
+        if self._search is not None:
+            self._search.cancel()
         if self._host_gathering is not None and not self._host_gathering.done():
             self._host_gathering.cancel()
         for client in self._turn_clients:

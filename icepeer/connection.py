@@ -96,6 +96,7 @@ class Connection:
             self._path_config, make_agent=self._make_agent, spawn=self._spawn,
             request_restart=self._restart_requested, peer_lost=lambda reason: self.peer_gone(False, reason),
             switched=self._switched,
+            moved=self._moved,
         )
         self.stack: Stack | None = None
         self.session: Negotiator | None = None
@@ -333,6 +334,12 @@ class Connection:
         if path is not None:
             self.events.put_nowait(PathChanged(path[0], path[1], elapsed_ms))
         self.say(f"ICE restarted in {elapsed_ms:.0f} ms: {_describe(path)}")
+
+    def _moved(self, elapsed_ms: float) -> None:
+        path = self.selected_path()
+        if path is not None:
+            self.events.put_nowait(PathChanged(path[0], path[1], elapsed_ms, reason="direct"))
+        self.say(f"moved off the relay {elapsed_ms:.0f} ms after ICE connected: {_describe(path)}")
 
     # -- endings ------------------------------------------------------------------
 

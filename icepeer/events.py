@@ -23,11 +23,17 @@ class PathLost(PeerEvent):
 
 @dataclass(frozen=True)
 class PathChanged(PeerEvent):
-    """ICE selected a new path (after a restart)."""
+    """ICE selected a new path.
+
+    ``reason`` is ``"restart"`` after an ICE restart (``elapsed_ms`` since the
+    restart began) or ``"direct"`` when a direct pair replaced the relayed
+    one selected first (``elapsed_ms`` since ICE connected).
+    """
 
     local: Endpoint
     remote: Endpoint
     elapsed_ms: float
+    reason: str = "restart"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aioice.candidate import Candidate
+from aioice.ice import CandidatePair
 
 from . import sdp
 from .agent import Agent
@@ -49,6 +50,7 @@ class PathMonitor:
         request_restart: Callable[[RestartIce], None],
         peer_lost: Callable[[str], None],
         switched: Callable[[Agent, float], None],
+        moved: Callable[[float], None] | None = None,
     ) -> None:
         self.policy = PathPolicy(config)
         self._make_agent = make_agent
@@ -56,11 +58,13 @@ class PathMonitor:
         self._request_restart = request_restart
         self._peer_lost = peer_lost
         self._switched = switched
+        self._moved = moved
         self.agent: Agent | None = None
         #: The current agent and the one an ICE restart is preparing, by local ufrag.
         self.agents: dict[str, Agent] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._restart_started: float | None = None
+        self._connected_at = 0.0
 
     # -- agents -------------------------------------------------------------------
 
@@ -83,6 +87,8 @@ class PathMonitor:
         agent.on_heard = lambda: self._on_heard(agent)
         agent.on_peer_data = lambda sock: self._on_peer_data(agent, sock)
         agent.on_relay_lost = lambda reason: self._on_relay_lost(agent, reason)
+        agent.on_switched = lambda pair: self._on_switched(agent, pair)
+        agent.on_search_over = lambda: self._on_search_over(agent)
         self.agents[agent.local_username] = agent
         agent.gather()
         return agent
@@ -151,8 +157,10 @@ class PathMonitor:
     def _connected(self, agent: Agent) -> None:
         pair = agent.selected
         assert pair is not None
+        self._connected_at = time.monotonic()
         self._apply(self.policy.connected(
-            time.monotonic(), pair.protocol, relayed=pair.local_candidate.type == "relay"
+            self._connected_at, pair.protocol, relayed=pair.local_candidate.type == "relay",
+            searching=agent.searching,
         ))
 
     def dtls_connected(self) -> None:
@@ -176,6 +184,18 @@ class PathMonitor:
             actions = self.policy.peer_data(time.monotonic(), sock)
             if actions:
                 self._apply(actions)
+
+    def _on_switched(self, agent: Agent, pair: CandidatePair) -> None:
+        if agent is not self.agent:
+            return
+        now = time.monotonic()
+        self._apply(self.policy.switched(now, pair.protocol, relayed=pair.local_candidate.type == "relay"))
+        if self._moved is not None:
+            self._moved((now - self._connected_at) * 1000)
+
+    def _on_search_over(self, agent: Agent) -> None:
+        if agent is self.agent:
+            self._apply(self.policy.search_over(time.monotonic()))
 
     def _on_relay_lost(self, agent: Agent, reason: str) -> None:
         client = agent.turn_client_of(agent.selected)

@@ -32,11 +32,17 @@ The rules, and where they come from:
   ``max_remote_restarts`` per ``restart_window`` seconds are accepted.
 - **Freeing candidates** (RFC 8445 section 8.3): each side sends only on its
   selected pair, and the selection is fixed until the next restart (see
-  :class:`icepeer.compat.aioice.IceConnection`). So once DTLS is up and the
-  peer's data has arrived through one of our local candidates, the peer's
-  choice is known: every local candidate but ours and those the peer's data
-  came through is freed, above all TURN allocations. No timer guesses it;
-  until the evidence comes (lost packets only delay it), nothing is freed.
+  :class:`icepeer.compat.aioice.IceConnection`), but for one move: from a
+  relayed pair to a direct one, while the agent searches for one after a
+  relay won the first checks. So once that search is over, DTLS is up and
+  the peer's data has arrived through one of our local candidates, the
+  peer's choice is known: every local candidate but ours and the one the
+  peer's latest data came through is freed, above all TURN allocations. No
+  timer guesses it; until the evidence comes (lost packets only delay it),
+  nothing is freed. After a move, the freeing waits ``free_grace`` more
+  seconds, so that what the peer sent on the old path before it moved
+  still arrives, and the peer, which moves when its own check of the new
+  pair succeeds, has moved too.
 """
 
 from __future__ import annotations
@@ -107,6 +113,7 @@ class PathConfig:
     retry_after: float = 2.0
     max_remote_restarts: int = 5
     restart_window: float = 60.0
+    free_grace: float = 1.0
 
     @classmethod
     def for_peer_timeout(cls, peer_timeout: float) -> PathConfig:
@@ -131,18 +138,26 @@ class PathPolicy:
         #: Local candidate of our selected pair, and whether it is a relay.
         self.selected: Hashable | None = None
         self.relayed = False
-        #: Local candidates the peer's data came through, in this ICE generation.
-        self.peer_used: set[Hashable] = set()
+        #: The local candidate the peer's latest data came through, in this ICE generation.
+        self.peer_local: Hashable | None = None
+        #: Whether the agent may still move the selection from a relay to a direct pair.
+        self.searching = False
+        self.moved = False
         self.dtls_up = False
         self.freed = False
+        self._free_at: float | None = None
         self.restarts = 0
         self._retry_at: float | None = None
         self._remote_restarts: deque[float] = deque()
 
     # -- events -------------------------------------------------------------------
 
-    def connected(self, now: float, local: Hashable, *, relayed: bool) -> list[PathAction]:
-        """ICE selected a pair (first connection, or after a restart) through ``local``."""
+    def connected(self, now: float, local: Hashable, *, relayed: bool,
+                  searching: bool = False) -> list[PathAction]:
+        """ICE selected a pair (first connection, or after a restart) through ``local``.
+
+        ``searching``: a relayed pair won, and the agent goes on checking direct pairs.
+        """
         if self.state is PathState.LOST:
             return []
         if self.state is not PathState.CONNECTING:
@@ -150,23 +165,40 @@ class PathPolicy:
         self.state = PathState.UP
         self.last_consent = self.last_heard = now
         self.selected, self.relayed = local, relayed
-        self.peer_used = set()
+        self.searching, self.moved = searching, False
+        self.peer_local = None
         self.freed = False
-        self._retry_at = None
-        return self._maybe_free()
+        self._retry_at = self._free_at = None
+        return self._maybe_free(now)
+
+    def switched(self, now: float, local: Hashable, *, relayed: bool) -> list[PathAction]:
+        """The agent moved the selection to a direct pair through ``local``; its check just succeeded."""
+        if self.state is PathState.LOST:
+            return []
+        self.last_consent = self.last_heard = now
+        self.selected, self.relayed = local, relayed
+        self.searching, self.moved = False, True
+        return self._maybe_free(now)
+
+    def search_over(self, now: float) -> list[PathAction]:
+        """The agent stopped looking for a direct pair: the selection is fixed from now on."""
+        self.searching = False
+        return self._maybe_free(now)
 
     def dtls_connected(self, now: float) -> list[PathAction]:
         self.dtls_up = True
         self.last_heard = max(self.last_heard, now)
-        return self._maybe_free()
+        return self._maybe_free(now)
 
     def peer_data(self, now: float, local: Hashable) -> list[PathAction]:
         """A DTLS datagram from a pair's remote address arrived through ``local``."""
         self.last_heard = now
-        self.peer_used.add(local)
+        self.peer_local = local
         if self.state is PathState.STALE:
             self.state = PathState.UP
-        return self._maybe_free()
+        if self.freed or self._free_at is not None:
+            return []
+        return self._maybe_free(now)
 
     def heard(self, now: float) -> None:
         """An authenticated STUN request from the peer: alive, but no consent for us."""
@@ -213,6 +245,9 @@ class PathPolicy:
     def tick(self, now: float) -> list[PathAction]:
         if self.state in (PathState.CONNECTING, PathState.LOST):
             return []
+        if self._free_at is not None and now >= self._free_at:
+            self._free_at = None
+            return [*self._free(), *self.tick(now)]
         silent = now - self.last_consent
         if silent >= self.config.consent_timeout:
             reason = f"no answer from the peer for {self.config.consent_timeout:g} s (consent expired)"
@@ -236,6 +271,8 @@ class PathPolicy:
             deadlines.append(self.last_heard + self.config.stale_after)
         if self._retry_at is not None:
             deadlines.append(self._retry_at)
+        if self._free_at is not None:
+            deadlines.append(self._free_at)
         return min(deadlines)
 
     # -- internals ----------------------------------------------------------------
@@ -248,10 +285,20 @@ class PathPolicy:
         self.state = PathState.RESTARTING
         return [*actions, RestartIce(reason)]
 
-    def _maybe_free(self) -> list[PathAction]:
-        if self.freed or not self.dtls_up or self.selected is None or not self.peer_used:
+    def _maybe_free(self, now: float) -> list[PathAction]:
+        if self.freed or self.searching or not self.dtls_up or self.selected is None:
             return []
-        if self.state not in (PathState.UP, PathState.STALE):
+        if self.peer_local is None or self.state not in (PathState.UP, PathState.STALE):
+            return []
+        if self.moved:
+            if self._free_at is None:
+                self._free_at = now + self.config.free_grace
+            return []
+        return self._free()
+
+    def _free(self) -> list[PathAction]:
+        if self.freed or self.selected is None or self.state not in (PathState.UP, PathState.STALE):
             return []
         self.freed = True
-        return [FreeCandidates(frozenset({self.selected, *self.peer_used}))]
+        keep = {self.selected} if self.peer_local is None else {self.selected, self.peer_local}
+        return [FreeCandidates(frozenset(keep))]

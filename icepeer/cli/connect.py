@@ -12,7 +12,7 @@ from icecommon.options import add_option
 from ..channel import Channel
 from ..code import new_code, parse_code
 from ..errors import ConfigError, IcepeerError
-from ..peer import Peer, connect
+from ..peer import PathChanged, Peer, connect
 from .common import DEFAULT_SIGNAL_URL, Output, add_code_options, add_connect_options, chat
 from .errors import command_output
 
@@ -86,10 +86,24 @@ async def open_peer(args: argparse.Namespace, out: Output) -> tuple[Peer, float]
     attempt.peer.on_progress = out.progress
     started = time.monotonic()
     peer = await attempt
+    watcher = asyncio.ensure_future(_report_paths(peer, out))
+    _watchers.add(watcher)
+    watcher.add_done_callback(_watchers.discard)
     if getattr(args, "verify", False) and peer.verifier:
         out.progress(f"verify with the other side: {peer.verifier}")
         out.event("verifier", verifier=peer.verifier)
     return peer, started
+
+
+_watchers: set[asyncio.Future[None]] = set()
+
+
+async def _report_paths(peer: Peer, out: Output) -> None:
+    """A ``path`` event for each new selected path (off the relay, or after an ICE restart)."""
+    async for event in peer.events():
+        if isinstance(event, PathChanged):
+            out.event("path", local=event.local.to_dict(), remote=event.remote.to_dict(),
+                      reason=event.reason, elapsed_ms=round(event.elapsed_ms, 1))
 
 
 def _announce(args: argparse.Namespace, out: Output, code: str) -> None:

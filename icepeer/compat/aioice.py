@@ -3,9 +3,10 @@
 :class:`IceConnection` is aioice's ``Connection`` with its private state
 exposed under names of our own (``check_list``, ``selected_pair``, ...), the
 few private hooks icepeer changes overridden in one place, and aioice's
-``connect()`` body copied as :meth:`IceConnection.run_checks` with two
-changes (it starts on host candidates alone, and wakes as soon as the check
-list settles). :func:`turn_client` and :func:`attach_turn` reach into
+``connect()`` body copied as :meth:`IceConnection.run_checks` with three
+changes (it starts on host candidates alone, wakes as soon as the check
+list settles, and leaves the checks of direct pairs running when a relayed
+pair won: :meth:`IceConnection.search_direct` may still move to one). :func:`turn_client` and :func:`attach_turn` reach into
 aioice's TURN transport. ``PRIVATE_NAMES``, ``OVERRIDDEN`` and ``COPIED``
 declare each of them once; ``tests/unit/test_compat.py`` checks them.
 """
@@ -23,7 +24,7 @@ from aioice.ice import ICE_COMPLETED, CandidatePair, StunProtocol, TransportPoli
 
 from . import Copied, Private
 
-__all__ = ["IceConnection", "turn_client", "attach_turn", "PRIVATE_NAMES", "OVERRIDDEN", "COPIED"]
+__all__ = ["IceConnection", "is_direct", "turn_client", "attach_turn", "PRIVATE_NAMES", "OVERRIDDEN", "COPIED"]
 
 #: Seconds between starting checks (RFC 8445 section 14.2, Ta), as aioice.
 CHECK_PACING = 0.02
@@ -80,7 +81,7 @@ COPIED: tuple[Copied, ...] = (
         _Connection,
         "connect",
         "4e18ee986a336c7c1a9cc97f6de7fa1cd77227696b13cde0695d7895b05bf45b",
-        why="IceConnection.run_checks is its body with two changes",
+        why="IceConnection.run_checks is its body with three changes",
     ),
 )
 
@@ -89,14 +90,32 @@ class IceConnection(aioice.Connection):
     """aioice's ``Connection``, its private state readable under public names.
 
     Subclasses override :meth:`gathering_in_progress` (our candidates still
-    coming: the check list must not fail yet) and :meth:`on_checks_settled`
-    (the check list completed or failed).
+    coming: the check list must not fail yet), :meth:`on_checks_settled`
+    (the check list completed or failed) and :meth:`on_selected_changed`
+    (the selected pair moved from a relayed pair to a direct one).
+
+    **Direct wherever direct works.** aioice nominates aggressively: the first
+    pair whose check succeeds is selected, and on a lossy or slow path that is
+    sometimes a relayed pair although a direct one would have answered a
+    moment later. When a relayed pair is selected, the direct pairs are kept
+    (aioice would prune those not yet checked) and :meth:`search_direct` goes
+    on checking them for a while; the first direct pair that succeeds with a
+    nomination (the controlling side's checks carry USE-CANDIDATE, RFC 8445
+    section 8.1.1) replaces the relayed one on both sides. Relayed to direct
+    is the only move: between two direct pairs, or back to a relay, the
+    selection stays until an ICE restart.
     """
+
+    #: Whether :meth:`search_direct` may still move the selection to a direct pair.
+    searching = False
 
     # -- hooks ------------------------------------------------------------------
 
     def gathering_in_progress(self) -> bool:
         return False
+
+    def on_selected_changed(self, pair: CandidatePair) -> None:
+        pass
 
     def on_checks_settled(self) -> None:
         pass
@@ -196,10 +215,41 @@ class IceConnection(aioice.Connection):
         while self._check_periodic():
             await asyncio.wait({settled}, timeout=CHECK_PACING)
         result = await self._check_list_state.get() if self._check_list else None
+        self.searching = self.searching and result == ICE_COMPLETED
         for pair in self._check_list:
-            if pair.task:
+            if pair.task and not (self.searching and is_direct(pair)):
                 pair.task.cancel()
         return result == ICE_COMPLETED
+
+    async def search_direct(self, window: float) -> None:
+        """Go on checking direct pairs for ``window`` seconds after a relayed pair was selected.
+
+        Paced like the first checks (one start per Ta); ends as soon as a
+        direct pair is selected, or when no direct pair is left to check and
+        no more candidates can come; then the checks still running stop.
+        """
+        deadline = asyncio.get_running_loop().time() + window
+        pending = (CandidatePair.State.WAITING, CandidatePair.State.FROZEN)
+        try:
+            while self.searching and not self._closing:
+                if asyncio.get_running_loop().time() >= deadline:
+                    break
+                direct = [p for p in self._check_list if is_direct(p)]
+                waiting = sorted((p for p in direct if p.state in pending and p.task is None),
+                                 key=lambda p: p.state is not CandidatePair.State.WAITING)
+                if waiting:
+                    self.check_start_task(waiting[0])
+                elif not self._remote_candidates_expected() and not any(
+                    p.state is CandidatePair.State.IN_PROGRESS for p in direct
+                ):
+                    break
+                await asyncio.sleep(CHECK_PACING)
+        finally:
+            self.searching = False
+            selected = self.selected_pair
+            for pair in self._check_list:
+                if pair.task is not None and pair is not selected:
+                    pair.task.cancel()
 
     # -- aioice's private hooks, overridden ------------------------------------
 
@@ -219,17 +269,42 @@ class IceConnection(aioice.Connection):
             self.on_checks_settled()
 
     def check_complete(self, pair: CandidatePair) -> None:
-        # Once ICE has completed, the selected pair stays until an ICE restart.
-        # aioice would move the controlled side to any pair that a late
-        # retransmitted check nominates (RFC 8445 section 8.1.1 lets the
-        # controlling side nominate one pair; aggressive nomination may
-        # nominate several): each side's path must be fixed for the path
-        # policy to know which candidates are unused.
+        # Once ICE has completed, the selected pair stays until an ICE restart,
+        # but for one move: from a relayed pair to a direct one, while
+        # search_direct runs. aioice would move the controlled side to any
+        # pair that a late retransmitted check nominates (RFC 8445 section
+        # 8.1.1 lets the controlling side nominate one pair; aggressive
+        # nomination may nominate several): each side's path must be fixed
+        # for the path policy to know which candidates are unused.
         selected = self._nominated.get(pair.component)
+        succeeded = pair.state is CandidatePair.State.SUCCEEDED
         if self._check_list_done and selected is not None and selected is not pair:
             pair.task = None
+            if self.searching and succeeded and pair.nominated and is_direct(pair):
+                self._nominated[pair.component] = pair
+                self.searching = False
+                self.on_selected_changed(pair)
             return
+        if not (succeeded and pair.nominated) or is_direct(pair):
+            super().check_complete(pair)
+            return
+        # A relayed pair is nominated: aioice removes the pairs not checked
+        # yet (RFC 8445 section 8.1.2); keep the direct ones for search_direct.
+        keep = [p for p in self._check_list if p.component == pair.component and is_direct(p)
+                and p.state in (CandidatePair.State.WAITING, CandidatePair.State.FROZEN)]
         super().check_complete(pair)
+        for p in keep:
+            if p not in self._check_list:
+                p.task = None  # aioice cancelled a check scheduled but not started
+                self._check_list.append(p)
+        self.sort_check_list()
+        self.searching = (self._check_list_done and self._nominated.get(pair.component) is pair
+                          and self._transport_policy is not TransportPolicy.RELAY)
+
+
+def is_direct(pair: CandidatePair) -> bool:
+    """Whether neither end of ``pair`` is a TURN relay."""
+    return pair.local_candidate.type != "relay" and pair.remote_candidate.type != "relay"
 
 
 def turn_client(protocol: object) -> Any | None:

@@ -56,6 +56,8 @@ class Transcript:
     """What one peer printed with ``--json``, line by line."""
 
     connected: dict[str, Any] | None = None
+    path: dict[str, Any] | None = None
+    """The latest ``path`` event: the selected path changed after ``connected``."""
     messages: list[str] = field(default_factory=list)
     closed: str | None = None
     errors: list[str] = field(default_factory=list)
@@ -77,6 +79,8 @@ class Transcript:
         name: str = event["event"]
         if name == "connected":
             self.connected = event
+        elif name == "path":
+            self.path = event
         elif name == "message":
             self.messages.append(str(event.get("data", "")))
         elif name == "closed":
@@ -90,8 +94,21 @@ class Transcript:
         value = (self.connected or {}).get("elapsed_ms")
         return float(value) if isinstance(value, (int, float)) else None
 
+    @property
+    def moved_ms(self) -> float | None:
+        """When the path moved off the relay, in ms after ICE connected."""
+        value = (self.path or {}).get("elapsed_ms")
+        if (self.path or {}).get("reason") != "direct" or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+
+    @property
+    def relayed(self) -> bool:
+        return "relay" in (self.candidate("local").get("type"), self.candidate("remote").get("type"))
+
     def candidate(self, side: str) -> dict[str, Any]:
-        value = (self.connected or {}).get(side)
+        """One end of the path in use: the latest ``path`` event's, else ``connected``'s."""
+        value = (self.path or self.connected or {}).get(side)
         return value if isinstance(value, dict) else {}
 
 
@@ -150,6 +167,8 @@ class CellResult:
     options: dict[str, Any] = field(default_factory=dict)
     ip_version: int | None = None
     """4 or 6: the address family of the selected pair (A's candidate)."""
+    moved_ms: float | None = None
+    """A relayed pair was selected first, and a direct one this long after (A's clock)."""
 
     @classmethod
     def from_peers(cls, a: str, b: str, mode: Mode, pa: PeerReport, pb: PeerReport, ta: Transcript,
@@ -169,7 +188,8 @@ class CellResult:
                    local.get("protocol") if connected else None,
                    max(times) if connected and times else None,
                    wall_ms if connected else None, sent, max(lost, 0) if connected else sent,
-                   round(seconds, 3), error, (pa, pb), dict(options or {}), version)
+                   round(seconds, 3), error, (pa, pb), dict(options or {}), version,
+                   ta.moved_ms if connected else None)
 
     @property
     def outcome(self) -> str:

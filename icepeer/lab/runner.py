@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..agent import DIRECT_SEARCH
 from .cell import CellResult, Mode, PeerReport, Transcript, ice_server_args
 from .kinds import NatKind
 from .lab import Lab
@@ -48,6 +49,7 @@ class _Peer:
     stderr: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     received: asyncio.Event = field(default_factory=asyncio.Event)
+    direct: asyncio.Event = field(default_factory=asyncio.Event)
     expect: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -58,6 +60,8 @@ class _Peer:
             logger.debug("%s: %s", self.name, raw.decode(errors="replace").rstrip())
             if event == "connected":
                 self.connected.set()
+            if event in ("connected", "path") and not self.transcript.relayed:
+                self.direct.set()
             if self.expect and len(self.transcript.messages) >= self.expect:
                 self.received.set()
 
@@ -140,6 +144,11 @@ async def run_cell(
             sent = [messages, messages]
             got = asyncio.ensure_future(asyncio.gather(a.received.wait(), b.received.wait()))
             await _first(got, *(asyncio.ensure_future(p.proc.wait()) for p in peers), timeout=10)
+            if mode is Mode.ICE and not (a.direct.is_set() and b.direct.is_set()):
+                # A relayed pair won: give the search for a direct one its time.
+                moved = asyncio.ensure_future(asyncio.gather(a.direct.wait(), b.direct.wait()))
+                await _first(moved, *(asyncio.ensure_future(p.proc.wait()) for p in peers),
+                             timeout=DIRECT_SEARCH + 1)
     except asyncio.CancelledError:
         grace = 0.0  # Ctrl-C: no goodbyes
         raise

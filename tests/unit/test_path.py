@@ -179,6 +179,59 @@ def test_nothing_is_freed_until_the_evidence_arrives_however_late():
     assert policy.peer_data(now, HOST) == [FreeCandidates(frozenset({HOST}))]
 
 
+# -- a relay won the first checks: a direct pair may still replace it ----------------
+
+
+def test_nothing_is_freed_while_the_agent_searches_for_a_direct_pair():
+    # Freeing on the first evidence would close the host candidates the
+    # direct pair needs, and the relay would stay for good.
+    policy = PathPolicy(PathConfig())
+    assert policy.connected(0.0, RELAY, relayed=True, searching=True) == []
+    policy.dtls_connected(0.1)
+    assert policy.peer_data(0.2, RELAY) == []
+    assert policy.tick(3.0) == []
+    assert not policy.freed
+    # No direct pair answered: the relay is the path, and the evidence is in.
+    assert policy.search_over(5.0) == [FreeCandidates(frozenset({RELAY}))]
+
+
+def test_after_moving_off_the_relay_it_is_freed_a_grace_later_once_the_peer_moved_too():
+    policy = PathPolicy(PathConfig(free_grace=1.0))
+    policy.connected(0.0, RELAY, relayed=True, searching=True)
+    policy.dtls_connected(0.1)
+    policy.peer_data(0.2, RELAY)
+    assert policy.switched(0.5, HOST, relayed=False) == []
+    assert (policy.selected, policy.relayed, policy.searching) == (HOST, False, False)
+    # What the peer sent on the relay before it moved still arrives...
+    assert policy.peer_data(0.55, RELAY) == []
+    assert policy.next_deadline() == pytest.approx(1.5)
+    # ... then the peer moves too, and the relay goes once the grace is over.
+    assert policy.peer_data(0.7, HOST) == []
+    assert policy.tick(1.4) == []
+    assert policy.tick(1.5) == [FreeCandidates(frozenset({HOST}))]
+    assert policy.relay_lost(2.0, "gone") == []  # not our path any more: no restart
+
+
+def test_a_peer_still_on_the_relay_after_the_grace_keeps_it():
+    # A peer (a browser, say) that does not follow the move: its latest data
+    # came through the relay, so the relay is its path and must stay.
+    policy = PathPolicy(PathConfig(free_grace=1.0))
+    policy.connected(0.0, RELAY, relayed=True, searching=True)
+    policy.dtls_connected(0.1)
+    policy.switched(0.5, HOST, relayed=False)
+    policy.peer_data(0.6, RELAY)
+    assert policy.tick(1.6) == [FreeCandidates(frozenset({HOST, RELAY}))]
+
+
+def test_moving_off_the_relay_refreshes_consent_and_is_no_restart():
+    policy = PathPolicy(PathConfig(consent_timeout=10.0))
+    policy.connected(0.0, RELAY, relayed=True, searching=True)
+    policy.switched(4.0, HOST, relayed=False)
+    assert policy.restarts == 0
+    assert policy.tick(9.0) == [RestartIce("nothing heard from the peer for 5.0 s")]
+    assert policy.next_deadline() == pytest.approx(14.0)  # consent counted from the move
+
+
 def test_a_restart_frees_again_for_its_new_generation():
     policy = up()
     policy.dtls_connected(0.1)
