@@ -111,3 +111,18 @@ def test_modes_map_to_ice_server_flags() -> None:
     assert urls(Mode.RELAY_ONLY) == turn and "--relay-only" in ice_server_args(Mode.RELAY_ONLY)
     assert "--relay-only" not in ice_server_args(Mode.ICE)
     assert Mode.PUNCH.verb == "punch" and Mode.RELAY_ONLY.verb == "connect"
+
+
+def test_a_move_off_the_relay_is_the_cells_path() -> None:
+    path = json.dumps({"event": "path", "reason": "direct", "elapsed_ms": 399.6,
+                       "local": {"type": "host", "address": "10.0.1.2", "port": 4000, "protocol": "udp"},
+                       "remote": {"type": "prflx", "address": "198.51.100.7", "port": 6000, "protocol": "udp"}})
+    ta = transcript(connected("srflx", "relay"))
+    assert ta.relayed and ta.moved_ms is None
+    ta.feed(path)
+    assert not ta.relayed and ta.moved_ms == 399.6
+    p = PeerReport.from_transcript(ta, sent=3, exit_code=0)
+    r = CellResult.from_peers("addr", "sym", Mode.ICE, p, p, ta, wall_ms=1, seconds=1)
+    assert (r.outcome, r.path, r.moved_ms) == ("direct", "host -> prflx (udp)", 399.6)
+    assert p.local == "host 10.0.1.2:4000/udp"
+    assert CellResult.from_json(json.loads(json.dumps(r.to_json()))) == r
