@@ -76,8 +76,10 @@ class Connection:
         tls_context: ssl.SSLContext | None,
         signaling_ssl: ssl.SSLContext | None,
         receive_buffer: int,
+        accelerate: bool = True,
     ) -> None:
         self.room = room if room is not None else "(code)"
+        self.accelerate = accelerate
         self.code = code
         self._wait_for_peer = wait_for_peer
         self._pake = Pake(code.password) if code is not None else None
@@ -195,7 +197,8 @@ class Connection:
         self.stack.on_closed = self._on_stack_closed
         self.stack.on_channel_closed = self.channels.forget
         self.monitor.first_agent()
-        self.session = Negotiator(link, self.monitor, self, self.stack.fingerprints(), self._pake)
+        self.session = Negotiator(link, self.monitor, self, self.stack.fingerprints(), self._pake,
+                                  sctp_init=self.stack.sctp_init() if self.accelerate else None)
         link.on_peer_left, link.on_lost = self._on_peer_left, self._on_link_lost
         self._spawn(link.sender(), "signaling-sender")
         self._spawn(link.reader(), "signaling-reader")
@@ -287,7 +290,8 @@ class Connection:
             await stack.start_dtls(agent, dtls_role=session.dtls_role, remote=remote)
             self.mark("dtls_connected")
             self.monitor.dtls_connected()
-            await stack.start_sctp(remote, confirm=self._pake is not None)
+            snap = session.negotiation.snap if session.negotiation is not None else None
+            await stack.start_sctp(remote, confirm=self._pake is not None, snap=snap)
             if self._pake is not None:
                 await self._confirm(stack)
         except Exception as exc:  # noqa: BLE001 - handed to connect()'s caller through _established

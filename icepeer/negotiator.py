@@ -65,12 +65,14 @@ class Negotiator:
     def __init__(
         self, link: SignalingLink, monitor: PathMonitor, hooks: SessionHooks,
         fingerprints: tuple[sdp.Fingerprint, ...], pake: Pake | None = None,
+        *, sctp_init: bytes | None = None,
     ) -> None:
         self._link = link
         self._monitor = monitor
         self._hooks = hooks
         self._fingerprints = fingerprints
         self.pake = pake
+        self._sctp_init = sctp_init
         self.role: Role | None = None
         self.negotiation: Negotiation | None = None
         #: The peer said it is closing on purpose.
@@ -96,7 +98,7 @@ class Negotiator:
         self._hooks.peer_found(role, remote_peer_id)
         local = sdp.Description(
             ice_ufrag=agent.local_username, ice_pwd=agent.local_password, fingerprints=self._fingerprints,
-            setup="actpass", max_message_size=MAX_MESSAGE_SIZE,
+            setup="actpass", max_message_size=MAX_MESSAGE_SIZE, sctp_init=self._sctp_init,
         )
         self.negotiation = Negotiation(role, local, new_credentials=self._monitor.new_credentials)
         if self.pake is not None:

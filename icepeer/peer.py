@@ -84,7 +84,11 @@ class connect:
       (default: every interface but loopback, as aioice does);
     - ``tls_context``: for ``turns:`` servers; ``signaling_ssl``: for ``wss://``;
     - ``receive_buffer``: bytes received and not yet read that the connection
-      holds at most (4 MiB); beyond it the peer's sends wait (the SCTP window).
+      holds at most (4 MiB); beyond it the peer's sends wait (the SCTP window);
+    - ``accelerate``: offer SNAP (the SCTP handshake in the SDP) and SPED
+      (DTLS inside the ICE checks), used when the peer has them too: fewer
+      round trips to the first message (docs/peer.md). ``False``: the
+      standard sequence only.
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class connect:
         tls_context: ssl.SSLContext | None = None,
         signaling_ssl: ssl.SSLContext | None = None,
         receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
+        accelerate: bool = True,
     ) -> None:
         if (room is None) == (code is None):
             raise ConfigError("give a code or a room (not both)")
@@ -117,6 +122,7 @@ class connect:
             signal_url, room, code=parsed, wait_for_peer=wait_for_peer, ice_servers=_as_urls(ice_servers), relay_only=relay_only, timeout=timeout,
             peer_timeout=peer_timeout, host_addresses=host_addresses, gather_timeout=gather_timeout,
             tls_context=tls_context, signaling_ssl=signaling_ssl, receive_buffer=receive_buffer,
+            accelerate=accelerate,
         )
 
     @property

@@ -22,10 +22,17 @@ channels (RFC 8841 section 5, RFC 8839 section 5, RFC 8122 section 5)::
 Candidates are trickled separately (RFC 8838), so the description usually
 has none; any ``a=candidate`` lines present are parsed too, as a browser that
 does not trickle puts them there.
+
+Two accelerations ride on it, each used only when both offer and answer
+carry it: ``a=sctp-init:<base64>``, the SCTP INIT chunk of SNAP
+(draft-hancke-tsvwg-snap-00), and the ``sped`` ICE option of SPED
+(draft-hancke-webrtc-sped-00) in ``a=ice-options``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -33,6 +40,7 @@ from dataclasses import dataclass, field
 from aioice import Candidate
 
 from .errors import BadDescription
+from .sctp.chunks import InitChunk, SctpMalformed
 
 __all__ = ["Fingerprint", "Description", "parse", "MID", "DEFAULT_SCTP_PORT"]
 
@@ -69,6 +77,15 @@ class Description:
     ice_lite: bool = False
     candidates: tuple[Candidate, ...] = field(default=(), compare=False)
     end_of_candidates: bool = False
+    #: SNAP: the SCTP INIT chunk, serialized.
+    sctp_init: bytes | None = None
+    #: ``a=ice-options`` (RFC 8839 section 5.6): ``trickle``, and ``sped`` for SPED.
+    ice_options: tuple[str, ...] = ("trickle",)
+
+    @property
+    def snap_init(self) -> InitChunk | None:
+        """The INIT chunk of ``a=sctp-init`` (checked when parsed), if any."""
+        return InitChunk.deserialize(self.sctp_init) if self.sctp_init is not None else None
 
     def to_sdp(self, *, session_id: int | None = None, version: int = 2) -> str:
         sid = session_id if session_id is not None else secrets.randbits(62)
@@ -87,7 +104,7 @@ class Description:
             f"a=mid:{MID}",
             f"a=ice-ufrag:{self.ice_ufrag}",
             f"a=ice-pwd:{self.ice_pwd}",
-            "a=ice-options:trickle",
+            f"a=ice-options:{' '.join(self.ice_options)}",
         ]
         lines += [f"a=fingerprint:{f.algorithm} {f.value}" for f in self.fingerprints]
         lines += [
@@ -95,6 +112,8 @@ class Description:
             f"a=sctp-port:{self.sctp_port}",
             f"a=max-message-size:{self.max_message_size}",
         ]
+        if self.sctp_init is not None:
+            lines.append(f"a=sctp-init:{base64.b64encode(self.sctp_init).decode()}")
         lines += [f"a=candidate:{c.to_sdp()}" for c in self.candidates]
         if self.end_of_candidates:
             lines.append("a=end-of-candidates")
@@ -161,6 +180,15 @@ def parse(sdp: str) -> Description:
             f"a=max-message-size:{max_size} out of range (0 for no limit, or "
             f"{MIN_MAX_MESSAGE_SIZE} to {MAX_MAX_MESSAGE_SIZE})"
         )
+    sctp_init = None
+    if (text := get("sctp-init")) is not None:
+        try:
+            sctp_init = base64.b64decode(text, validate=True)
+            InitChunk.deserialize(sctp_init)
+        except (binascii.Error, ValueError) as exc:
+            what = "base64" if not isinstance(exc, SctpMalformed) else f"an SCTP INIT chunk ({exc})"
+            raise BadDescription(f"a=sctp-init:{text[:40]} is not {what}") from None
+    ice_options = tuple((get("ice-options") or "").split())
     candidates = []
     for value in application_lines.get("candidate", []):
         try:
@@ -178,4 +206,6 @@ def parse(sdp: str) -> Description:
         ice_lite="ice-lite" in session,
         candidates=tuple(candidates),
         end_of_candidates="end-of-candidates" in application_lines,
+        sctp_init=sctp_init,
+        ice_options=ice_options,
     )

@@ -31,6 +31,10 @@ from aioice import Candidate
 
 from . import sdp
 from .errors import BadDescription
+from .sctp.chunks import InitChunk
+
+#: The ICE option of SPED (draft-hancke-webrtc-sped-00 section 6).
+SPED = "sped"
 
 __all__ = [
     "Role",
@@ -167,6 +171,18 @@ class Negotiation:
         assert self.remote is not None, "DTLS role is known once the answer is"
         return "server" if self.remote.setup == "active" else "client"
 
+    @property
+    def snap(self) -> InitChunk | None:
+        """The peer's SCTP INIT when both descriptions carried one (SNAP): no SCTP handshake then."""
+        if self.local.sctp_init is None or self.remote is None:
+            return None
+        return self.remote.snap_init
+
+    @property
+    def sped(self) -> bool:
+        """Whether both descriptions have the ``sped`` ICE option (SPED: DTLS inside the ICE checks)."""
+        return self.remote is not None and SPED in self.local.ice_options and SPED in self.remote.ice_options
+
     def is_reoffer(self, data: Any) -> bool:
         """Whether ``data`` is an offer that would restart ICE (a new generation of candidates)."""
         return (
@@ -234,7 +250,12 @@ class Negotiation:
         if self.state is State.NEW and self.role is Role.ANSWERER:
             self.remote = offer
             # RFC 8842 section 5.3: the answerer picks active, becoming the DTLS client.
-            self.local = replace(self.local, setup="active" if offer.setup != "active" else "passive")
+            # SNAP and SPED only if the offer has them (each draft's "Generating the SDP Answer").
+            self.local = replace(
+                self.local, setup="active" if offer.setup != "active" else "passive",
+                sctp_init=self.local.sctp_init if offer.sctp_init is not None else None,
+                ice_options=tuple(o for o in self.local.ice_options if o != SPED or SPED in offer.ice_options),
+            )
             self.state = State.STABLE
             actions: list[Action] = [StartIce(offer)]
             actions += self._send_description("answer")

@@ -27,7 +27,8 @@ from .channel import MAX_MESSAGE_SIZE, Channel
 from .dtls import Certificate, DtlsEndpoint, DtlsState
 from .errors import ConnectFailed, DtlsFailed, FingerprintMismatch
 from .pake import CONFIRM_STREAM
-from .sctp.association import DEFAULT_RECEIVE_BUFFER
+from .sctp.association import DEFAULT_RECEIVE_BUFFER, Association, new_tag
+from .sctp.chunks import InitChunk
 from .sctp.datachannels import ChannelParameters, DataChannels
 
 __all__ = ["Stack"]
@@ -45,6 +46,9 @@ class Stack:
     def __init__(self, *, receive_buffer: int = DEFAULT_RECEIVE_BUFFER) -> None:
         self.certificate = Certificate()
         self.receive_buffer = receive_buffer
+        # Fixed now, so that SNAP can put our INIT in the SDP before the association exists.
+        self._local_tag = new_tag()
+        self._initial_tsn = new_tag()
         self.dtls: DtlsEndpoint | None = None
         self.sctp: DataChannels | None = None
         self.channels: dict[int, Channel] = {}
@@ -66,6 +70,10 @@ class Stack:
     def fingerprints(self) -> tuple[sdp.Fingerprint, ...]:
         return (sdp.Fingerprint("sha-256", self.certificate.fingerprint("sha-256")),)
 
+    def sctp_init(self) -> bytes:
+        """Our SCTP INIT chunk, for SNAP's ``a=sctp-init``."""
+        return Association.local_init(self._local_tag, self._initial_tsn, self.receive_buffer).serialize()
+
     # -- start-up -----------------------------------------------------------------------
 
     async def start_dtls(self, agent: Agent, *, dtls_role: str, remote: sdp.Description) -> None:
@@ -81,19 +89,26 @@ class Stack:
             failure = self.dtls.failure or f"DTLS is {self.dtls.state.value}"
             raise (FingerprintMismatch if self.dtls.tampering else DtlsFailed)(failure)
 
-    async def start_sctp(self, remote: sdp.Description, *, confirm: bool = False) -> None:
+    async def start_sctp(self, remote: sdp.Description, *, confirm: bool = False,
+                         snap: InitChunk | None = None) -> None:
         """The SCTP association, with the peer's port and max-message-size (RFC 8841).
 
         With ``confirm``, the pre-agreed channel of the code's key
-        confirmation exists before anything can arrive on it.
+        confirmation exists before anything can arrive on it. With ``snap``
+        (the peer's INIT, both SDPs having carried one), the association is
+        up at once, without its handshake.
         """
         assert self.dtls is not None
         self.max_message_size = min(remote.max_message_size or MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
         self.sctp = DataChannels(self, dtls_client=not self.dtls.server, remote_port=remote.sctp_port,
-                                 receive_buffer=self.receive_buffer, max_message=MAX_MESSAGE_SIZE)
+                                 receive_buffer=self.receive_buffer, max_message=MAX_MESSAGE_SIZE,
+                                 local_tag=self._local_tag, initial_tsn=self._initial_tsn)
         if confirm:
             self.confirm_channel = self.open_channel(ChannelParameters("icepeer-confirm"), stream=CONFIRM_STREAM)
-        self.sctp.association.start(self._loop.time())
+        if snap is not None:
+            self.sctp.association.start_negotiated(snap)
+        else:
+            self.sctp.association.start(self._loop.time())
         self._flush()
         await asyncio.shield(self._sctp_up)
         if not self.sctp.association.established:

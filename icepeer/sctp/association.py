@@ -13,6 +13,12 @@ once, each with a verification tag and initial TSN fixed for the
 association, so that colliding INITs (RFC 9260 section 5.2.1) end in the
 same association, as with libwebrtc and aiortc. The state cookie is
 authenticated with HMAC-SHA256 (section 5.1.3).
+
+With SNAP (draft-hancke-tsvwg-snap-00) there is no handshake: each side's
+INIT went to the other in the SDP (:meth:`Association.local_init`), and
+:meth:`Association.start_negotiated` takes the peer's and is ESTABLISHED at
+once, two round trips sooner. DTLS, under the association, already proved
+that the peer is there and answers (the draft's section 7).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from .receiver import MessageTooLarge, Receiver, WindowIgnored
 from .reconfig import Reconfig
 from .sender import Sender
 
-__all__ = ["Association", "Listener", "State", "MAX_PACKET", "DEFAULT_RECEIVE_BUFFER"]
+__all__ = ["Association", "Listener", "State", "MAX_PACKET", "DEFAULT_RECEIVE_BUFFER", "new_tag"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +85,17 @@ class Association:
         remote_port: int = 5000,
         receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
         max_message: int = 65536,
+        local_tag: int | None = None,
+        initial_tsn: int | None = None,
     ) -> None:
         self.listener = listener
         self.port, self.remote_port = port, remote_port
         self.receive_buffer = receive_buffer
         self.max_message = max_message
         self.state = State.NEW
-        self.local_tag = _random_nonzero()
+        self.local_tag = local_tag or new_tag()
         self.remote_tag = 0
-        self.initial_tsn = int.from_bytes(os.urandom(4), "big")
+        self.initial_tsn = int.from_bytes(os.urandom(4), "big") if initial_tsn is None else initial_tsn
         self.sender = Sender(self.initial_tsn, max_packet=MAX_PACKET, header=c.HEADER_LENGTH)
         self.receiver: Receiver | None = None
         self.forward_tsn = False
@@ -107,6 +115,22 @@ class Association:
         self._send_control(init, tag=0)
         self._t1 = (now + RTO_INITIAL, init, 0)
         self.state = State.COOKIE_WAIT
+
+    def start_negotiated(self, remote_init: InitChunk) -> None:
+        """SNAP: the peer's INIT came in its SDP, ours in our SDP: ESTABLISHED now, with no handshake."""
+        if self.state is not State.NEW:
+            return
+        self._peer_parameters(remote_init)
+        self._establish()
+
+    @staticmethod
+    def local_init(local_tag: int, initial_tsn: int, receive_buffer: int = DEFAULT_RECEIVE_BUFFER) -> InitChunk:
+        """The INIT an association with these values sends (and puts in the SDP, with SNAP)."""
+        params = [
+            (c.PARAM_FORWARD_TSN_SUPPORTED, b""),
+            (c.PARAM_SUPPORTED_EXTENSIONS, bytes([c.RECONFIG, c.FORWARD_TSN])),
+        ]
+        return InitChunk(local_tag, receive_buffer, MAX_STREAMS, MAX_STREAMS, initial_tsn, params)
 
     def send(self, stream: int, ppid: int, data: bytes, now: float, *, ordered: bool = True,
              max_retransmits: int | None = None, lifetime: float | None = None) -> None:
@@ -261,11 +285,7 @@ class Association:
 
     def _init(self) -> InitChunk:
         """Our INIT (or, with a cookie added, INIT-ACK): the same tag and TSN every time."""
-        params = [
-            (c.PARAM_FORWARD_TSN_SUPPORTED, b""),
-            (c.PARAM_SUPPORTED_EXTENSIONS, bytes([c.RECONFIG, c.FORWARD_TSN])),
-        ]
-        return InitChunk(self.local_tag, self.receive_buffer, MAX_STREAMS, MAX_STREAMS, self.initial_tsn, params)
+        return self.local_init(self.local_tag, self.initial_tsn, self.receive_buffer)
 
     def _peer_parameters(self, init: InitChunk) -> None:
         self.remote_tag = init.initiate_tag
@@ -405,7 +425,8 @@ class Association:
         self.listener.closed(reason, by_peer=by_peer)
 
 
-def _random_nonzero() -> int:
+def new_tag() -> int:
+    """A verification tag: random, never 0 (RFC 9260 section 5.3.1)."""
     while True:
         value = int.from_bytes(os.urandom(4), "big")
         if value:

@@ -117,6 +117,28 @@ class InitChunk:
                           self.initial_tsn)
         return Chunk(kind, 0, body + encode_params(self.params))
 
+    def serialize(self) -> bytes:
+        """This INIT as on the wire, without the padding after its last parameter (SNAP's a=sctp-init).
+
+        The chunk length leaves that padding out (RFC 9260 section 3.2), as libwebrtc's does.
+        """
+        body = self.chunk(INIT).body
+        if self.params:
+            body = body[:len(body) - (-len(self.params[-1][1]) % 4)]
+        return _CHUNK.pack(INIT, 0, CHUNK_HEADER_LENGTH + len(body)) + body
+
+    @classmethod
+    def deserialize(cls, raw: bytes) -> InitChunk:
+        """An INIT chunk serialized whole, with or without its padding; :class:`SctpMalformed` if not one."""
+        if len(raw) < CHUNK_HEADER_LENGTH:
+            raise SctpMalformed("too short for a chunk")
+        kind, _, length = _CHUNK.unpack_from(raw)
+        if kind != INIT:
+            raise SctpMalformed(f"chunk type {kind}, not INIT (1)")
+        if length < CHUNK_HEADER_LENGTH or length > len(raw) or len(raw) - length > 3:
+            raise SctpMalformed(f"chunk length {length} does not match its {len(raw)} bytes")
+        return cls.parse(raw[CHUNK_HEADER_LENGTH:length])
+
 
 @dataclass
 class SackChunk:
