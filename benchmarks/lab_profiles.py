@@ -71,8 +71,11 @@ PHASES = [  # (name, from mark, to mark, round trips of the path it needs at the
 
 
 class Opened:
-    def __init__(self, send: Any, recv: Any, close: Any, path: str, marks: dict[str, float]) -> None:
+    def __init__(self, send: Any, recv: Any, close: Any, path: str, marks: dict[str, float],
+                 drain: Any) -> None:
         self.send, self.recv, self.close, self.path, self.marks = send, recv, close, path, marks
+        #: Wait until the peer acknowledged everything sent (closing before that can lose it).
+        self.drain = drain
 
 
 async def open_icepeer(args: argparse.Namespace, t0: float) -> Opened:
@@ -84,7 +87,7 @@ async def open_icepeer(args: argparse.Namespace, t0: float) -> Opened:
     marks = {k: v + (called - t0) * 1000 for k, v in report.timings_ms.items()}
     marks["connect_returned"] = (returned - t0) * 1000
     marks["channel_open"] = (time.time() - t0) * 1000
-    return Opened(channel.send, channel.recv, peer.close, report.path, marks)
+    return Opened(channel.send, channel.recv, peer.close, report.path, marks, peer.drain)
 
 
 async def open_aiortc(args: argparse.Namespace, t0: float) -> Opened:
@@ -170,9 +173,15 @@ async def open_aiortc(args: argparse.Namespace, t0: float) -> Opened:
         await pc.close()
         await sig.leave()
 
+    async def drain() -> bool:
+        sctp = pc.sctp
+        while channel.bufferedAmount or sctp._outbound_queue or sctp._sent_queue:
+            await asyncio.sleep(0.01)
+        return True
+
     pair = pc.sctp.transport.transport._connection._nominated.get(1)
     path = f"{pair.local_candidate.type} -> {pair.remote_candidate.type}" if pair else "?"
-    return Opened(send, queue.get, close, path, marks)
+    return Opened(send, queue.get, close, path, marks, drain)
 
 
 async def open_punch(args: argparse.Namespace, t0: float) -> Opened:
@@ -182,7 +191,7 @@ async def open_punch(args: argparse.Namespace, t0: float) -> Opened:
     link = await punch_connect(args.signal, args.room, stun=stun, timeout=30)
     marks = {"channel_open": (time.time() - t0) * 1000}
     return Opened(link.send, link.recv, link.close, f"{link.local.type.value} -> {link.remote.type.value}",
-                  marks)
+                  marks, link.drain)
 
 
 OPENERS = {"icepeer": open_icepeer, "aiortc": open_aiortc, "punch": open_punch}
@@ -197,7 +206,9 @@ async def child(args: argparse.Namespace) -> None:
             await asyncio.wait_for(link.recv(), 30)
             result: dict[str, Any] = {"ok": True, "ms": link.marks["channel_open"], "marks": link.marks,
                                       "path": link.path}
-            await asyncio.sleep(0.5)  # let the other side get ours before we leave
+            # Ours may have been lost and not yet resent: leave once the other side has it.
+            await asyncio.wait_for(link.drain(), 30)
+            await asyncio.sleep(0.2)
         elif args.index == 0:
             payload, until = b"x" * SIZE, time.monotonic() + args.seconds
             while time.monotonic() < until:
@@ -216,7 +227,8 @@ async def child(args: argparse.Namespace) -> None:
             await link.send(DONE)
             mbps = received * 8 / (last - first) / 1e6 if last > first else None
             result = {"ok": mbps is not None, "role": "receiver", "mbit_s": mbps, "path": link.path}
-            await asyncio.sleep(0.5)
+            await asyncio.wait_for(link.drain(), 30)
+            await asyncio.sleep(0.2)
         await link.close()
     except Exception as exc:  # noqa: BLE001 - reported as a failed run
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -270,6 +282,9 @@ def phase_durations(marks: dict[str, float]) -> dict[str, float]:
 
 async def measure(profile: Profile, args: argparse.Namespace) -> dict[str, Any]:
     a, b = (NatKind(k) for k in args.cell.split(":"))
+    options = profile.apply(delay_ms=args.delay, rate_mbit=args.rate, loss_percent=args.loss)
+    if options != profile.options:
+        profile = Profile(profile.name + "*", options.describe(), options)
     topology = cell_topology(a, b, profile.options)
     namespaces = peer_namespaces(topology)
     methods = args.methods.split(",")
@@ -346,11 +361,14 @@ def tables(results: list[dict[str, Any]]) -> str:
                 cells.append(f"{ms:.0f} ({ms / rtt:.1f})" if rtt else f"{ms:.0f}")
             lines.append(f"| {r['profile']} | {m} | " + " | ".join(cells) + " |")
     lines += ["", "### Where the slow connections spent their time", "",
-              "Every run over 1 s, the slower side's phases of 300 ms or more:", ""]
+              "Every run over twice its method's median and over 500 ms: the slower side's phases "
+              "of 300 ms or more.", ""]
     for r in results:
         for m in methods:
+            done = [run["ms"] for run in r["connect"][m] if run["ok"]]
+            slow = max(500.0, 2 * statistics.median(done)) if done else math.inf
             for run in r["connect"][m]:
-                if not run["ok"] or run["ms"] < 1000:
+                if not run["ok"] or run["ms"] < slow:
                     continue
                 side = max(run["sides"], key=lambda s: s["ms"])
                 long = [f"{n} {ms:.0f} ms" for n, ms in phase_durations(side.get("marks", {})).items()
@@ -383,6 +401,9 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="how long A sends in a throughput run")
     parser.add_argument("--methods", default="icepeer,aiortc,punch")
     parser.add_argument("--cell", default="prc:prc", help="the two NAT kinds, A:B")
+    parser.add_argument("--delay", type=float, help="override the profiles' one-way delay (ms)")
+    parser.add_argument("--rate", type=float, help="override the profiles' rate (Mbit/s)")
+    parser.add_argument("--loss", type=float, help="override the profiles' loss per site (%%)")
     parser.add_argument("--json", metavar="FILE", help="also write every run to FILE")
     parser.add_argument("--tables", metavar="FILE", help="only print the tables of a previous --json FILE")
     parser.add_argument("--child", help=argparse.SUPPRESS)
