@@ -13,6 +13,9 @@ with the test that shows the fault):
 - consent checks on the selected pair (RFC 7675) whose authenticated
   answers, and nothing else, are reported as consent;
 - :meth:`Agent.free`, to close the candidates the path policy found unused;
+- SPED (:mod:`icepeer.sped`): with :meth:`Agent.enable_sped`, the DTLS
+  handshake rides in the checks (:meth:`Agent.send_dtls`,
+  :meth:`Agent.stun_received`, :meth:`Agent.decorate_response`);
 - direct wherever direct works: when a relayed pair wins the first checks,
   the direct pairs go on being checked for ``direct_search`` seconds, and
   the first that succeeds replaces the relay (``on_switched``; see
@@ -41,6 +44,7 @@ from .candidate_socket import CandidateSocket
 from .compat.aioice import IceConnection, turn_client
 from .gathering import AgentStats, Gatherer, GatherFailure
 from .path import CONSENT_INTERVAL
+from .sped_stun import SpedStun
 from .turn import TurnFixes
 
 __all__ = ["Agent", "AgentStats", "GatherFailure"]
@@ -69,6 +73,7 @@ def size_socket_buffers(sock: socket.socket) -> None:
 
 def _ignore(*args: object) -> None:
     pass
+
 
 
 class Agent(IceConnection):
@@ -120,6 +125,8 @@ class Agent(IceConnection):
         # The data path (DTLS datagrams from the peer), attached by the stack.
         self._on_data: Callable[[bytes], None] | None = None
         self._early_data: list[bytes] = []
+        #: SPED, when both sides have it.
+        self.sped: SpedStun | None = None
 
     # -- gathering --------------------------------------------------------------
 
@@ -312,12 +319,48 @@ class Agent(IceConnection):
             for data in early:
                 callback(data)
 
-    def send_now(self, data: bytes) -> None:
-        """Send a datagram on the selected pair at once; dropped if there is none (ICE restarts)."""
+    # -- SPED: the DTLS handshake in the checks (draft-hancke-webrtc-sped-00) -------------
+
+    def enable_sped(self, *, dtls_server: bool) -> None:
+        """Both sides have SPED: embed the DTLS handshake in our checks and answers from now on."""
+        self.sped = SpedStun(dtls_server=dtls_server)
+
+    def send_dtls(self, datagrams: list[bytes]) -> None:
+        """DTLS datagrams to the peer: on the selected pair, else (SPED) embedded in the next checks,
+        and sent as they are too where a check of ours was answered (that path works both ways)."""
+        sped = self.sped
+        if sped is not None:
+            sped.flight(datagrams)
         pair = self.selected_pair
-        if pair is None or self.is_closed:
-            return
-        pair.protocol.transport.sendto(data, pair.remote_addr)
+        if pair is not None and not self.is_closed:
+            for datagram in datagrams:
+                pair.protocol.transport.sendto(datagram, pair.remote_addr)
+        elif sped is not None and sped.path is not None:
+            sock, addr = sped.path
+            for datagram in datagrams:
+                sock.transport.sendto(datagram, addr)
+
+    def dtls_connected(self) -> None:
+        if self.sped is not None:
+            self.sped.state.dtls_connected()
+
+    def build_request(self, pair: CandidatePair, nominate: bool) -> stun.Message:
+        request = super().build_request(pair, nominate)
+        if self.sped is not None:
+            self.sped.embed_in_request(request)
+        return request
+
+    def decorate_response(self, message: stun.Message) -> None:
+        if self.sped is not None:
+            self.sped.embed_in_response(message, self.local_password)
+
+    def stun_received(self, message: stun.Message, addr: tuple[str, int], sock: CandidateSocket) -> None:
+        """Each STUN message on our sockets: with SPED, take the DTLS an authenticated one carries."""
+        if self.sped is not None:
+            datagram = self.sped.take(message, addr, sock, local_username=self.local_username,
+                                      local_password=self.local_password, remote_password=self.remote_password)
+            if datagram is not None:
+                self.peer_data_received(datagram, sock)
 
     def check_answered(self, sock: CandidateSocket, rtt: float, *, consent: bool) -> None:
         self.count("consent_answered" if consent else "checks_answered")

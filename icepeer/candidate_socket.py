@@ -53,6 +53,10 @@ class SocketOwner(Protocol):
 
     def check_answered(self, socket: CandidateSocket, rtt: float, *, consent: bool) -> None: ...
 
+    def stun_received(self, message: stun.Message, addr: tuple[str, int], socket: CandidateSocket) -> None: ...
+
+    def decorate_response(self, message: stun.Message) -> None: ...
+
 
 class CandidateSocket(StunProtocol):
     """aioice's socket protocol, filtering what reaches DTLS and counting what it drops."""
@@ -87,6 +91,7 @@ class CandidateSocket(StunProtocol):
             self.owner.count("malformed")
             logger.info("dropped a malformed STUN datagram from %s: %r", addr, exc)
             return
+        self.owner.stun_received(message, addr, self)
         if message.message_class in (stun.Class.RESPONSE, stun.Class.ERROR):
             transaction = self.transactions.get(message.transaction_id)
             if transaction is not None:
@@ -120,6 +125,11 @@ class CandidateSocket(StunProtocol):
         # aioice's transaction only accepts an answer signed with integrity_key.
         self.owner.check_answered(self, loop.time() - started, consent=consent)
         return response
+
+    def send_stun(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        if message.message_class == stun.Class.RESPONSE:
+            self.owner.decorate_response(message)  # SPED: our answers carry DTLS too
+        super().send_stun(message, addr)
 
     def resend_pending(self, addr: tuple[str, int]) -> None:
         """Send the check in progress towards ``addr`` again (a triggered check, RFC 8445 7.3.1.4)."""

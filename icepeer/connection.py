@@ -122,6 +122,12 @@ class Connection:
         return self.session.role if self.session else None
 
     @property
+    def preagreed(self) -> bool:
+        """Whether the peer is icepeer too: channels asked for by label are pre-agreed."""
+        negotiation = self.session.negotiation if self.session is not None else None
+        return negotiation is not None and negotiation.preagreed
+
+    @property
     def remote_peer_id(self) -> str | None:
         return self.link.remote_peer_id
 
@@ -198,7 +204,8 @@ class Connection:
         self.stack.on_channel_closed = self.channels.forget
         self.monitor.first_agent()
         self.session = Negotiator(link, self.monitor, self, self.stack.fingerprints(), self._pake,
-                                  sctp_init=self.stack.sctp_init() if self.accelerate else None)
+                                  sctp_init=self.stack.sctp_init() if self.accelerate else None,
+                                  accelerate=self.accelerate)
         link.on_peer_left, link.on_lost = self._on_peer_left, self._on_link_lost
         self._spawn(link.sender(), "signaling-sender")
         self._spawn(link.reader(), "signaling-reader")
@@ -281,17 +288,23 @@ class Connection:
     async def _establish(self, remote: sdp.Description) -> None:
         stack, session = self.stack, self.session
         assert stack is not None and session is not None
+        agent = self.monitor.agent
+        assert agent is not None and session.negotiation is not None
+        sped = session.negotiation.sped
         try:
+            if sped:
+                # SPED: the DTLS handshake starts now, inside the ICE checks.
+                agent.enable_sped(dtls_server=session.dtls_role == "server")
+                stack.begin_dtls(agent, dtls_role=session.dtls_role, remote=remote)
             await self._connect_ice()
             self.mark("ice_connected")
             self.say(f"ICE connected: {_describe(self.selected_path())}")
-            agent = self.monitor.agent
-            assert agent is not None
-            await stack.start_dtls(agent, dtls_role=session.dtls_role, remote=remote)
+            if not sped:
+                stack.begin_dtls(agent, dtls_role=session.dtls_role, remote=remote)
+            await stack.wait_dtls()
             self.mark("dtls_connected")
             self.monitor.dtls_connected()
-            snap = session.negotiation.snap if session.negotiation is not None else None
-            await stack.start_sctp(remote, confirm=self._pake is not None, snap=snap)
+            await stack.start_sctp(remote, confirm=self._pake is not None, snap=session.negotiation.snap)
             if self._pake is not None:
                 await self._confirm(stack)
         except Exception as exc:  # noqa: BLE001 - handed to connect()'s caller through _established
@@ -319,6 +332,10 @@ class Connection:
     def _on_stack_closed(self, reason: str, graceful: bool) -> None:
         if self.established.done():
             self.peer_gone(graceful, reason)
+        elif self._pake is not None and "dtls_connected" in self.marks and "authenticated" not in self.marks:
+            # The peer found our key confirmation wrong and closed before its
+            # "pake-failed" could reach us through the signaling server.
+            self.fail(AuthenticationFailed(MISMATCH))
         else:
             self.fail(ConnectFailed(reason))
 

@@ -43,9 +43,13 @@ CIPHERS = (b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
            b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")
 SRTP_PROFILES = b"SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
 FLIGHT_RTO_INITIAL, FLIGHT_RTO_MAX = 0.25, 1.0
+#: Records of the next epoch OpenSSL keeps while the handshake ends (its pqueue holds 100 at most).
+MAX_BUFFERED_RECORDS = 101
 _RECORD = struct.Struct("!BHHLH")  # type, version, epoch, sequence (48 bits: 16 + 32), length
 _HANDSHAKE_TYPES = (20, 21, 22)  # change_cipher_spec, alert, handshake
 _APPLICATION_DATA = 23
+#: The first record of a client's resent last flight: its Certificate (handshake) or ChangeCipherSpec.
+_RESENT_FLIGHT_TYPES = (20, 22)
 
 
 def fingerprint_of(certificate: x509.Certificate, algorithm: str) -> str:
@@ -109,6 +113,7 @@ class DtlsEndpoint:
         self.closed_by_peer = False
         self._out: list[bytes] = []
         self._flight: list[bytes] = []
+        self._last_flight: list[bytes] = []
         self._new_flight = True
         self._rto = FLIGHT_RTO_INITIAL
         self.flight_deadline: float | None = None
@@ -133,6 +138,10 @@ class DtlsEndpoint:
             return
         self._collect(now)
         self.flight_deadline = None
+        # A server's last flight (ChangeCipherSpec, Finished) may be lost; the
+        # client then resends its own, byte for byte, which OpenSSL drops as a
+        # replay without answering: we answer it with this (RFC 6347 4.2.4).
+        self._last_flight = self._flight if self.server else []
         self._flight = []
         self._verify()
 
@@ -176,19 +185,27 @@ class DtlsEndpoint:
             ssl.bio_write(datagram)
         except SSL.Error:
             return []
+        records = _count_records(datagram)
+        was_connected = self.state is DtlsState.CONNECTED
         if self.state is DtlsState.HANDSHAKING:
             # The peer answered: what we send next is a new flight.
             self._new_flight = True
             self._handshake(now)
             if not self.connected:
                 return []
+            # Application data that came before the handshake ended (the peer
+            # finished first: SNAP lets it send at once) waits in OpenSSL's
+            # buffer of the next epoch's records: read it all now.
+            records = MAX_BUFFERED_RECORDS
         out = []
         # One recv() per record in the datagram: no exception to end the loop
         # in the common case (a record that fails its MAC is just skipped).
-        for _ in range(_count_records(datagram)):
+        for _ in range(records):
             try:
                 out.append(ssl.recv(65536))
             except SSL.WantReadError:
+                if records == MAX_BUFFERED_RECORDS:
+                    break
                 continue
             except SSL.ZeroReturnError:
                 self.state = DtlsState.CLOSED
@@ -201,6 +218,9 @@ class DtlsEndpoint:
         if datagram[0] != _APPLICATION_DATA:
             # OpenSSL may answer a handshake record (the peer resent its last flight).
             self._collect(now)
+            if was_connected and self._last_flight and datagram[0] in _RESENT_FLIGHT_TYPES:
+                self._out += self._last_flight
+                self.flights_resent += 1
         return out
 
     # -- datagrams out -----------------------------------------------------------------------

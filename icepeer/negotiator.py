@@ -29,6 +29,7 @@ from .errors import AuthenticationFailed, BadDescription
 from .monitor import PathMonitor
 from .pake import MISMATCH, Pake
 from .session import (
+    SPED,
     Action,
     AddRemoteCandidate,
     Negotiation,
@@ -40,7 +41,10 @@ from .session import (
 )
 from .signaling_link import SignalingLink
 
-__all__ = ["Negotiator", "SessionHooks"]
+__all__ = ["Negotiator", "SessionHooks", "ICEPEER_FEATURES"]
+
+#: The version of icepeer's own features in ``a=icepeer`` (1: channels by label are pre-agreed).
+ICEPEER_FEATURES = 1
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ class Negotiator:
     def __init__(
         self, link: SignalingLink, monitor: PathMonitor, hooks: SessionHooks,
         fingerprints: tuple[sdp.Fingerprint, ...], pake: Pake | None = None,
-        *, sctp_init: bytes | None = None,
+        *, sctp_init: bytes | None = None, accelerate: bool = False,
     ) -> None:
         self._link = link
         self._monitor = monitor
@@ -73,6 +77,9 @@ class Negotiator:
         self._fingerprints = fingerprints
         self.pake = pake
         self._sctp_init = sctp_init
+        # SPED and icepeer's own pre-agreed channels, offered with SNAP's INIT.
+        self._ice_options = ("trickle", SPED) if accelerate else ("trickle",)
+        self._icepeer = ICEPEER_FEATURES if accelerate else None
         self.role: Role | None = None
         self.negotiation: Negotiation | None = None
         #: The peer said it is closing on purpose.
@@ -99,6 +106,7 @@ class Negotiator:
         local = sdp.Description(
             ice_ufrag=agent.local_username, ice_pwd=agent.local_password, fingerprints=self._fingerprints,
             setup="actpass", max_message_size=MAX_MESSAGE_SIZE, sctp_init=self._sctp_init,
+            ice_options=self._ice_options, icepeer=self._icepeer,
         )
         self.negotiation = Negotiation(role, local, new_credentials=self._monitor.new_credentials)
         if self.pake is not None:

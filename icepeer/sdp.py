@@ -23,10 +23,13 @@ Candidates are trickled separately (RFC 8838), so the description usually
 has none; any ``a=candidate`` lines present are parsed too, as a browser that
 does not trickle puts them there.
 
-Two accelerations ride on it, each used only when both offer and answer
+Three accelerations ride on it, each used only when both offer and answer
 carry it: ``a=sctp-init:<base64>``, the SCTP INIT chunk of SNAP
-(draft-hancke-tsvwg-snap-00), and the ``sped`` ICE option of SPED
-(draft-hancke-webrtc-sped-00) in ``a=ice-options``.
+(draft-hancke-tsvwg-snap-00); the ``sped`` ICE option of SPED
+(draft-hancke-webrtc-sped-00) in ``a=ice-options``; and ``a=icepeer:1``,
+which says the peer is icepeer (channels asked for by label are then
+pre-agreed, RFC 8832 section 4). Other endpoints ignore attributes they do
+not know (RFC 8866 section 5.13).
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class Description:
     sctp_init: bytes | None = None
     #: ``a=ice-options`` (RFC 8839 section 5.6): ``trickle``, and ``sped`` for SPED.
     ice_options: tuple[str, ...] = ("trickle",)
+    #: ``a=icepeer:N``: an icepeer peer, version N of its own features (pre-agreed channels).
+    icepeer: int | None = None
 
     @property
     def snap_init(self) -> InitChunk | None:
@@ -114,6 +119,8 @@ class Description:
         ]
         if self.sctp_init is not None:
             lines.append(f"a=sctp-init:{base64.b64encode(self.sctp_init).decode()}")
+        if self.icepeer is not None:
+            lines.append(f"a=icepeer:{self.icepeer}")
         lines += [f"a=candidate:{c.to_sdp()}" for c in self.candidates]
         if self.end_of_candidates:
             lines.append("a=end-of-candidates")
@@ -189,6 +196,8 @@ def parse(sdp: str) -> Description:
             what = "base64" if not isinstance(exc, SctpMalformed) else f"an SCTP INIT chunk ({exc})"
             raise BadDescription(f"a=sctp-init:{text[:40]} is not {what}") from None
     ice_options = tuple((get("ice-options") or "").split())
+    marker = get("icepeer")
+    icepeer = int(marker) if marker and marker.isascii() and marker.isdigit() and len(marker) < 6 else None
     candidates = []
     for value in application_lines.get("candidate", []):
         try:
@@ -208,4 +217,5 @@ def parse(sdp: str) -> Description:
         end_of_candidates="end-of-candidates" in application_lines,
         sctp_init=sctp_init,
         ice_options=ice_options,
+        icepeer=icepeer,
     )

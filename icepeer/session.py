@@ -183,6 +183,11 @@ class Negotiation:
         """Whether both descriptions have the ``sped`` ICE option (SPED: DTLS inside the ICE checks)."""
         return self.remote is not None and SPED in self.local.ice_options and SPED in self.remote.ice_options
 
+    @property
+    def preagreed(self) -> bool:
+        """Whether both sides are icepeer (``a=icepeer``): channels by label are pre-agreed."""
+        return self.remote is not None and bool(self.local.icepeer) and bool(self.remote.icepeer)
+
     def is_reoffer(self, data: Any) -> bool:
         """Whether ``data`` is an offer that would restart ICE (a new generation of candidates)."""
         return (

@@ -33,6 +33,9 @@ from .sctp.datachannels import ChannelParameters, DataChannels
 
 __all__ = ["Stack"]
 
+#: SCTP packets kept when they come before the association exists (a window's worth at most).
+MAX_EARLY_RECORDS = 64
+
 logger = logging.getLogger(__name__)
 
 
@@ -61,6 +64,7 @@ class Stack:
         self._dtls_done: asyncio.Future[None] = self._loop.create_future()
         self._sctp_up: asyncio.Future[None] = self._loop.create_future()
         self._waiting_writable: set[Channel] = set()
+        self._early_records: list[bytes] = []
         self._closed = False
         # Set by the owner.
         self.on_channel: Callable[[Channel], None] = _ignore
@@ -78,12 +82,21 @@ class Stack:
 
     async def start_dtls(self, agent: Agent, *, dtls_role: str, remote: sdp.Description) -> None:
         """The DTLS handshake over ``agent``'s selected pair; :class:`DtlsFailed` with its cause."""
+        self.begin_dtls(agent, dtls_role=dtls_role, remote=remote)
+        await self.wait_dtls()
+
+    def begin_dtls(self, agent: Agent, *, dtls_role: str, remote: sdp.Description) -> None:
+        """Start the DTLS handshake over ``agent``: on its selected pair, or (SPED) in its checks."""
         self.dtls = DtlsEndpoint(self.certificate, server=dtls_role == "server",
                                  remote_fingerprints=[(f.algorithm, f.value) for f in remote.fingerprints])
         self.switch(agent)
         self.dtls.start(self._loop.time())
         self._send_dtls()
         self._rearm()
+
+    async def wait_dtls(self) -> None:
+        """Until the handshake :meth:`begin_dtls` started is over; :class:`DtlsFailed` with its cause."""
+        assert self.dtls is not None
         await asyncio.shield(self._dtls_done)
         if self.dtls.state is not DtlsState.CONNECTED:
             failure = self.dtls.failure or f"DTLS is {self.dtls.state.value}"
@@ -105,10 +118,14 @@ class Stack:
                                  local_tag=self._local_tag, initial_tsn=self._initial_tsn)
         if confirm:
             self.confirm_channel = self.open_channel(ChannelParameters("icepeer-confirm"), stream=CONFIRM_STREAM)
+        association = self.sctp.association
         if snap is not None:
-            self.sctp.association.start_negotiated(snap)
+            association.start_negotiated(snap)
         else:
-            self.sctp.association.start(self._loop.time())
+            association.start(self._loop.time())
+        early, self._early_records = self._early_records, []
+        for record in early:
+            association.receive(record, self._loop.time())
         self._flush()
         await asyncio.shield(self._sctp_up)
         if not self.sctp.association.established:
@@ -132,11 +149,20 @@ class Stack:
         records = dtls.receive(data, now)
         if dtls.state is not was:
             self._dtls_changed()
+        if was is not DtlsState.CONNECTED:
+            # A handshake flight goes out now: SPED embeds it in the answer to the
+            # check that brought the peer's, which aioice sends right after this.
+            self._send_dtls()
         sctp = self.sctp
         if sctp is not None:
             association = sctp.association
             for record in records:
                 association.receive(record, now)
+        elif records and len(self._early_records) < MAX_EARLY_RECORDS:
+            # SCTP from a peer that is up before us (its DTLS ended first, or
+            # SNAP let it send at once): kept until start_sctp, not lost to a
+            # retransmission timer.
+            self._early_records += records[:MAX_EARLY_RECORDS - len(self._early_records)]
         self._schedule_flush()
 
     def _dtls_changed(self) -> None:
@@ -144,6 +170,8 @@ class Stack:
         assert dtls is not None
         if dtls.state in (DtlsState.CONNECTED, DtlsState.FAILED, DtlsState.CLOSED) and not self._dtls_done.done():
             self._dtls_done.set_result(None)
+            if dtls.state is DtlsState.CONNECTED and self._agent is not None:
+                self._agent.dtls_connected()
         if dtls.state is DtlsState.CLOSED and dtls.closed_by_peer:
             self._end("peer closed the connection", graceful=True)
         elif dtls.state is DtlsState.FAILED and self._sctp_up.done():
@@ -180,8 +208,9 @@ class Stack:
     def _send_dtls(self) -> None:
         if self.dtls is None or self._agent is None:
             return
-        for datagram in self.dtls.datagrams():
-            self._agent.send_now(datagram)
+        datagrams = self.dtls.datagrams()
+        if datagrams:
+            self._agent.send_dtls(datagrams)
 
     def wait_writable(self, channel: Channel) -> None:
         self._waiting_writable.add(channel)
@@ -233,6 +262,8 @@ class Stack:
         channel = Channel(self, sid, parameters, max_message_size=self.max_message_size,
                           opened=stream is not None, on_closed=self.on_channel_closed)
         self.channels[sid] = channel
+        if stream is not None:
+            self.sctp.release(sid)
         self._schedule_flush()
         return channel
 

@@ -74,6 +74,9 @@ def add_connect_options(
                help="use TURN relay candidates only (ICE policy 'relay')")
     add_option(parser, "--json", env="ICEPEER_JSON", action="store_true",
                help="one JSON object per line on stdout, nothing else")
+    add_option(parser, "--standard-handshake", env="ICEPEER_STANDARD_HANDSHAKE", action="store_true",
+               help="do not offer SNAP and SPED (the SCTP handshake in the SDP, DTLS in the ICE checks), "
+               "which save round trips when the peer has them too")
     add_option(parser, "--timeout", env="ICEPEER_TIMEOUT", type=float, default=default_timeout,
                help="seconds to wait for the peer and the connection")
     parser.add_argument("-v", "--verbose", action="count", default=0,

@@ -73,6 +73,7 @@ async def open_peer(args: argparse.Namespace, out: Output) -> tuple[Peer, float]
         "relay_only": args.relay_only,
         "timeout": args.timeout if args.timeout and args.timeout > 0 else None,
         "host_addresses": args.host_address or None,
+        "accelerate": not args.standard_handshake,
     }
     if args.room is not None:
         out.progress("note: with --room, the signaling server is trusted: whoever runs it could read "

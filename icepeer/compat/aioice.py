@@ -18,13 +18,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import aioice
-from aioice import turn
+from aioice import stun, turn
 from aioice.candidate import Candidate
 from aioice.ice import ICE_COMPLETED, CandidatePair, StunProtocol, TransportPolicy
 
 from . import Copied, Private
 
-__all__ = ["IceConnection", "is_direct", "turn_client", "attach_turn", "PRIVATE_NAMES", "OVERRIDDEN", "COPIED"]
+__all__ = ["IceConnection", "is_direct", "register_stun_attributes", "turn_client", "attach_turn", "PRIVATE_NAMES", "OVERRIDDEN", "COPIED"]
 
 #: Seconds between starting checks (RFC 8445 section 14.2, Ta), as aioice.
 CHECK_PACING = 0.02
@@ -300,6 +300,19 @@ class IceConnection(aioice.Connection):
         self.sort_check_list()
         self.searching = (self._check_list_done and self._nominated.get(pair.component) is pair
                           and self._transport_policy is not TransportPolicy.RELAY)
+
+
+def register_stun_attributes(types: dict[str, int]) -> None:
+    """Teach aioice's STUN codec attributes whose value is raw bytes (SPED's, comprehension-optional).
+
+    aioice skips attributes it does not know when parsing, and cannot write
+    them; its codec tables are module globals. An aioice without them fails
+    here, at import, and in ``tests/unit/test_compat.py``.
+    """
+    for name, code in types.items():
+        entry = (code, name, stun.pack_bytes, stun.unpack_bytes)
+        stun.ATTRIBUTES_BY_TYPE[code] = entry
+        stun.ATTRIBUTES_BY_NAME[name] = entry
 
 
 def is_direct(pair: CandidatePair) -> bool:

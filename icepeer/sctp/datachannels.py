@@ -12,11 +12,15 @@
 - A channel closes by resetting its outgoing stream (RFC 8831 section 6.7,
   RFC 6525); the peer answers by resetting its own, and the stream id is
   free again.
+- A pre-agreed channel (``negotiated``, RFC 8832 section 4) has no DCEP:
+  both sides open it on the same stream, and may send at once. What the
+  peer sends on a pre-agreed stream before we open it waits, unread.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import struct
 from dataclasses import dataclass
@@ -25,7 +29,7 @@ from typing import Protocol
 from .association import Association
 
 __all__ = ["ChannelParameters", "DataChannels", "ChannelEvents", "ChannelState", "DcepMalformed",
-           "encode_open", "parse_open"]
+           "encode_open", "parse_open", "preagreed_stream", "PREAGREED_STREAMS"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,8 @@ DCEP_ACK, DCEP_OPEN = 0x02, 0x03
 # Channel types (RFC 8832 section 5.1).
 RELIABLE, PR_REXMIT, PR_TIMED, UNORDERED = 0x00, 0x01, 0x02, 0x80
 _OPEN = struct.Struct("!BBHLHH")
+#: Streams of channels pre-agreed by label (icepeer with icepeer); 65000 up is icepeer's own.
+PREAGREED_STREAMS = range(32768, 65000)
 
 
 class DcepMalformed(ValueError):
@@ -117,6 +123,16 @@ class _Channel:
         self.lifetime = lifetime / 1000 if lifetime is not None else None
 
 
+def preagreed_stream(label: str) -> int:
+    """The stream of the pre-agreed channel ``label`` (icepeer with icepeer): both sides compute it.
+
+    In a range of its own (:data:`PREAGREED_STREAMS`): in-band channels count
+    up from 0 and 1, so they never meet it in practice.
+    """
+    digest = hashlib.sha256(label.encode()).digest()
+    return PREAGREED_STREAMS.start + int.from_bytes(digest[:4], "big") % len(PREAGREED_STREAMS)
+
+
 class DataChannels:
     """The channels of one association; it is also the association's listener."""
 
@@ -125,6 +141,9 @@ class DataChannels:
         self.association = Association(self, **association_options)
         self.channels: dict[int, _Channel] = {}
         self._next = 0 if dtls_client else 1
+        #: Messages on pre-agreed streams we have not opened yet: (ppid, data), unread (so the
+        #: SCTP window still counts them: the peer cannot send more than it allows).
+        self._unclaimed: dict[int, list[tuple[int, bytes]]] = {}
 
     # -- the API ------------------------------------------------------------------------
 
@@ -144,6 +163,11 @@ class DataChannels:
         self.channels[stream] = _Channel(parameters, ChannelState.OPENING)
         self.association.send(stream, PPID_DCEP, encode_open(parameters), now)
         return stream
+
+    def release(self, stream: int) -> None:
+        """Deliver what arrived on the pre-agreed ``stream`` before we opened it (call after :meth:`open`)."""
+        for ppid, data in self._unclaimed.pop(stream, []):
+            self.message(stream, ppid, data)
 
     def send(self, stream: int, data: str | bytes, now: float) -> None:
         channel = self.channels[stream]
@@ -184,6 +208,10 @@ class DataChannels:
         if ppid == PPID_DCEP:
             self.association.consumed(len(data))
             self._dcep(stream, channel, data)
+            return
+        if channel is None and stream in PREAGREED_STREAMS:
+            # The peer opened the pre-agreed channel first: keep it for us.
+            self._unclaimed.setdefault(stream, []).append((ppid, data))
             return
         if channel is None or channel.state is ChannelState.CLOSED:
             logger.info("dropped a message on stream %d, which has no channel", stream)

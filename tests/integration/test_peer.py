@@ -16,6 +16,7 @@ import icepeer
 from icecommon.urls import parse_ice_url
 from icepeer.candidate_socket import CandidateSocket
 from icepeer.coturn import Coturn, free_port
+from icepeer.sctp.datachannels import preagreed_stream
 from signaling.protocol import Signal
 from signaling.rooms import Hub
 from tests.certs import make_certificate
@@ -176,18 +177,46 @@ async def test_message_size_limit(signaling_server):
         assert await cb.recv() == "still fine"
 
 
+async def test_a_channel_opened_in_band_with_other_options_is_refused(signaling_server):
+    # The standard way (a browser, stock WebRTC): the offerer opens it, the answerer checks it.
+    async with two_peers(signaling_server.url, accelerate=False) as (a, b):
+        assert not a._conn.preagreed
+        opener, other = (a, b) if a.role.value == "offerer" else (b, a)
+        opened = asyncio.ensure_future(opener.open_channel("mismatch", ordered=False))
+        with pytest.raises(icepeer.ConfigError, match="ordered"):
+            await other.channel("mismatch", ordered=True)
+        await opened
+
+
+async def test_icepeer_peers_preagree_channels_by_label(signaling_server):
+    # No DCEP: both sides open the same stream, and what one sends before the
+    # other asked for the channel waits for it.
+    async with two_peers(signaling_server.url) as (a, b):
+        assert a._conn.preagreed and b._conn.preagreed
+        first = await a.channel("early")
+        for i in range(3):
+            await first.send(f"m{i}")
+        await asyncio.sleep(0.2)  # delivered to b before b asks for the channel
+        second = await b.channel("early")
+        assert second.id == first.id == preagreed_stream("early")
+        assert [await asyncio.wait_for(second.recv(), 5) for _ in range(3)] == ["m0", "m1", "m2"]
+        await second.send("back")
+        assert await asyncio.wait_for(first.recv(), 5) == "back"
+        with pytest.raises(icepeer.ConfigError, match="open already"):
+            await a.channel("early")
+        assert b._conn.channels.unclaimed == []  # nothing opened in-band
+
+
 def make_lossy(peer, loss=0.2, seed=7):
     """Make the peer's outgoing path lose a fraction of its datagrams, below DTLS."""
     agent = peer._conn.monitor.agent
-    original = agent.send_now
+    original = agent.send_dtls
     rng = random.Random(seed)
 
-    def lossy(data):
-        if rng.random() < loss:
-            return
-        original(data)
+    def lossy(datagrams):
+        original([d for d in datagrams if rng.random() >= loss])
 
-    agent.send_now = lossy
+    agent.send_dtls = lossy
 
 
 async def test_channels_of_each_reliability(signaling_server):
@@ -200,12 +229,6 @@ async def test_channels_of_each_reliability(signaling_server):
             assert (cb.ordered, cb.max_retransmits, cb.max_packet_lifetime) == (
                 ca.ordered, ca.max_retransmits, ca.max_packet_lifetime)
         assert rexmit[1].max_retransmits == 0 and not rexmit[1].reliable
-        # Options that do not match what the peer opened are refused.
-        opener, other = (a, b) if a.role.value == "offerer" else (b, a)
-        opened = asyncio.ensure_future(opener.open_channel("mismatch", ordered=False))
-        with pytest.raises(icepeer.ConfigError, match="ordered"):
-            await other.channel("mismatch", ordered=True)
-        await opened
 
         # Now lose 20% of a's datagrams: the reliable channel still delivers
         # everything, in order; max_retransmits=0 loses messages but never stalls.
@@ -340,16 +363,20 @@ async def test_lost_handshake_datagrams_are_resent_early(signaling_server, monke
     from icepeer.agent import Agent
 
     dropped = []
-    original = Agent.send_now
+    original = Agent.send_dtls
 
-    def lossy(self, data):
-        if data[:1] == b"\x16" and len(dropped) < 2:
-            dropped.append(len(data))
-            return
-        original(self, data)
+    def lossy(self, datagrams):
+        kept = []
+        for data in datagrams:
+            if data[:1] == b"\x16" and len(dropped) < 2:
+                dropped.append(len(data))
+            else:
+                kept.append(data)
+        original(self, kept)
 
-    monkeypatch.setattr(Agent, "send_now", lossy)
-    async with two_peers(signaling_server.url) as (a, b):
+    monkeypatch.setattr(Agent, "send_dtls", lossy)
+    # The standard handshake: with SPED, the flights travel in the ICE checks too.
+    async with two_peers(signaling_server.url, accelerate=False) as (a, b):
         await exchange(a, b)
         assert len(dropped) == 2
         assert a._conn.stack.dtls.flights_resent + b._conn.stack.dtls.flights_resent >= 1
@@ -361,17 +388,20 @@ async def test_a_lost_data_chunk_is_resent_within_webrtc_timers(signaling_server
     async with two_peers(signaling_server.url) as (a, b):
         ca, cb = await exchange(a, b)
         agent = a._conn.monitor.agent
-        original = agent.send_now
+        original = agent.send_dtls
         dropped = []
 
-        def drop_first_data(data):
-            # DTLS application data (content type 23) carrying our 1000-byte message.
-            if data[:1] == b"\x17" and len(data) > 1000 and not dropped:
-                dropped.append(len(data))
-                return
-            original(data)
+        def drop_first_data(datagrams):
+            kept = []
+            for data in datagrams:
+                # DTLS application data (content type 23) carrying our 1000-byte message.
+                if data[:1] == b"\x17" and len(data) > 1000 and not dropped:
+                    dropped.append(len(data))
+                else:
+                    kept.append(data)
+            original(kept)
 
-        agent.send_now = drop_first_data
+        agent.send_dtls = drop_first_data
         sent = time.monotonic()
         await ca.send(b"m" * 1000)
         assert await asyncio.wait_for(cb.recv(), 5) == b"m" * 1000
