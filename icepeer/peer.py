@@ -286,6 +286,10 @@ class Peer:
         report.remote_candidates = dict(conn.session.remote_types) if conn.session else {}
         report.timings_ms = {k: round((v - conn.t0) * 1000, 1) for k, v in conn.marks.items()}
         report.ice_restarts = conn.monitor.policy.restarts
+        negotiation = conn.session.negotiation if conn.session else None
+        if negotiation is not None and negotiation.remote is not None:
+            report.accelerated = {"snap": negotiation.snap is not None, "sped": negotiation.sped,
+                                  "preagreed": negotiation.preagreed}
         return report
 
     async def events(self) -> AsyncIterator[PeerEvent]:

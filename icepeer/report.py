@@ -56,6 +56,22 @@ class ConnectionReport:
     ice_restarts: int = 0
     malformed_stun: int = 0
     foreign_packets: int = 0
+    #: Which accelerations both sides had: SNAP, SPED, pre-agreed channels (docs/peer.md).
+    accelerated: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def phases(self) -> list[tuple[str, float, float | None]]:
+        """Each phase after the peer was found: its name, its milliseconds, and those in round trips
+        of the path (the checks' RTT); the phases before go through the signaling server."""
+        out: list[tuple[str, float, float | None]] = []
+        previous: float | None = None
+        for name, at in self.timings_ms.items():
+            if previous is not None and name not in ("joined", "peer_found"):
+                took = at - previous
+                rtt = self.rtt_ms
+                out.append((name, round(took, 1), round(took / rtt, 1) if rtt else None))
+            previous = at
+        return out
 
     def add_agent(self, stats: AgentStats) -> None:
         """Take the counters of the current ICE agent."""
@@ -71,6 +87,7 @@ class ConnectionReport:
         out = asdict(self)
         out["local"] = self.local.to_dict() if self.local else None
         out["remote"] = self.remote.to_dict() if self.remote else None
+        out["phases"] = [{"phase": n, "ms": ms, "round_trips": rt} for n, ms, rt in self.phases]
         return out
 
     @property
@@ -95,6 +112,12 @@ class ConnectionReport:
         lines.append(f"  checks: {self.checks_answered}/{self.checks_sent} answered{rtt}")
         if self.timings_ms:
             lines.append("  timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in self.timings_ms.items()))
+        if self.phases:
+            lines.append("  phases: " + ", ".join(
+                f"{n} {ms:.0f} ms" + (f" ({rt:g} RTT)" if rt is not None else "") for n, ms, rt in self.phases))
+        if self.accelerated:
+            used = [k for k, v in self.accelerated.items() if v]
+            lines.append("  handshake: " + (f"accelerated ({', '.join(used)})" if used else "standard"))
         for server, reason in self.server_failures.items():
             lines.append(f"  no candidate from {server}: {reason}")
         if self.ice_restarts:
