@@ -29,6 +29,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, Self, TypeVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -38,6 +39,8 @@ from websockets.uri import parse_uri
 
 from .exceptions import ProtocolError, ServerRefused, SignalingUnavailable
 from .protocol import (
+    JOIN_ACCEPTED_HEADER,
+    JOIN_PARAMETER,
     SUBPROTOCOL,
     Error,
     Join,
@@ -138,6 +141,13 @@ async def _open_socket(url: str, attempt_delay: float | None) -> socket.socket |
                       discard=lambda sock: sock.close())
 
 
+def _with_join(url: str, room: str) -> str:
+    """``url`` with the join in its query (docs/protocol.md: joining in the handshake)."""
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode({JOIN_PARAMETER: room})) if q)
+    return urlunsplit(parts._replace(path=parts.path or "/", query=query))
+
+
 async def _open(url: str, ssl_context: ssl.SSLContext | None,
                 attempt_delay: float | None) -> ClientConnection:
     """The WebSocket connection, over the TCP connection that won the race."""
@@ -187,7 +197,7 @@ class SignalingClient:
         """
         try:
             async with asyncio.timeout(timeout):
-                ws = await _open(url, ssl_context, attempt_delay)
+                ws = await _open(_with_join(url, room), ssl_context, attempt_delay)
         except TimeoutError:
             raise SignalingUnavailable(f"signaling server {url} did not answer within {timeout}s") from None
         except InvalidURI as exc:
@@ -195,7 +205,8 @@ class SignalingClient:
         except (OSError, InvalidHandshake) as exc:
             raise SignalingUnavailable(f"cannot reach signaling server {url}: {exc}") from exc
         try:
-            await ws.send(Join(room).to_json())
+            if ws.response is None or ws.response.headers.get(JOIN_ACCEPTED_HEADER) != "1":
+                await ws.send(Join(room).to_json())  # a server that did not take the join from the URL
             async with asyncio.timeout(timeout):
                 first = parse_server(await ws.recv())
         except BaseException as exc:

@@ -24,6 +24,8 @@ from .exceptions import ProtocolError
 __all__ = [
     "PROTOCOL_VERSION",
     "SUBPROTOCOL",
+    "JOIN_PARAMETER",
+    "JOIN_ACCEPTED_HEADER",
     "MAX_DEPTH",
     "ErrorCode",
     "Join",
@@ -44,6 +46,11 @@ __all__ = [
 PROTOCOL_VERSION = 1
 #: The websocket subprotocol that names this version (RFC 6455 section 1.9).
 SUBPROTOCOL = "icepeer.v1"
+#: A client may join in the handshake, ``ws://host/?join=ROOM``: the server
+#: says it did with this response header, and the client sends no join frame
+#: (an older server ignores the query and waits for the frame).
+JOIN_PARAMETER = "join"
+JOIN_ACCEPTED_HEADER = "Icepeer-Joined"
 #: Deepest nesting of arrays and objects accepted in a frame.
 MAX_DEPTH = 32
 

@@ -13,11 +13,13 @@ what the backend delivers to each recipient's bounded
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Self
+from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -25,15 +27,22 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
-from icecommon.urls import BadUrl, IceServerUrl, parse_ice_url
-
+from .config import ServerConfig
 from .exceptions import ConfigError, ProtocolError
 from .limits import ConnectionLimiter, Refusal, TokenBucket
 from .metrics import CONTENT_TYPE, Metrics, MetricsListener
 from .outbox import Outbox
-from .protocol import SUBPROTOCOL, ClientMessage, Error, ErrorCode, ServerMessage, parse_client
+from .protocol import (
+    JOIN_ACCEPTED_HEADER,
+    JOIN_PARAMETER,
+    SUBPROTOCOL,
+    ClientMessage,
+    Error,
+    ErrorCode,
+    ServerMessage,
+    parse_client,
+)
 from .rooms import Hub, Session
-from .turn_rest import mint
 
 __all__ = ["ServerConfig", "SignalingServer"]
 
@@ -50,116 +59,6 @@ CLOSE_SERVICE_RESTART = 1012
 # RFC 6455 section 7.4.2 leaves 4000-4999 to applications: the connection read
 # too slowly and its delivery queue (--max-send-queue) overflowed.
 CLOSE_TOO_SLOW = 4001
-
-#: Longest TURN credential lifetime the server mints (seconds): a day.
-MAX_TURN_TTL = 86400.0
-
-
-def _parse(url: str, option: str) -> IceServerUrl:
-    try:
-        return parse_ice_url(url)
-    except BadUrl as exc:
-        raise ConfigError(f"{option}: {exc}") from None
-
-
-@dataclass
-class ServerConfig:
-    """Every option of the server; ``python -m signaling --help`` documents them."""
-
-    host: str = "127.0.0.1"
-    port: int = 8765
-    room_size: int = 2
-    max_message_size: int = 64 * 1024
-    #: Frames per second a connection may send on average, and its burst.
-    rate: float = 50.0
-    burst: int = 200
-    #: Seconds a connection may stay without joining a room (None: forever).
-    join_timeout: float | None = 30.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    allowed_origins: Sequence[str] = ()
-    certfile: str | None = None
-    keyfile: str | None = None
-    #: Static ICE server URLs handed to every peer (no credentials allowed).
-    ice_servers: Sequence[str] = ()
-    #: coturn REST shared secret; with turn_urls, credentials are minted per join.
-    turn_secret: str | None = field(default=None, repr=False)
-    turn_urls: Sequence[str] = ()
-    #: Lifetime of minted TURN credentials: a relayed connection lasts at most this long.
-    turn_ttl: float = 3600.0
-    #: Open connections in all, and per address (IPv6: per /64); None: no cap.
-    max_connections: int | None = 10_000
-    max_per_ip: int | None = None
-    #: Bytes that may wait for one connection before it is closed as too slow.
-    max_send_queue: int = 256 * 1024
-    #: Where /metrics is served: "main" (the websocket port), "off", or "HOST:PORT".
-    metrics: str = "main"
-    #: redis:// or rediss:// URL: share rooms with every server on the same Redis.
-    redis: str | None = field(default=None, repr=False)
-    #: Seconds without a heartbeat after which a server's peers are reaped.
-    redis_node_ttl: float = 6.0
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` for options that cannot work."""
-        if not 0 <= self.port < 65536:
-            raise ConfigError(f"port {self.port} out of range")
-        if self.room_size < 1:
-            raise ConfigError("--room-size must be at least 1")
-        if self.max_message_size < 1024:
-            raise ConfigError("--max-message-size must be at least 1024 bytes")
-        if self.rate <= 0 or self.burst < 1:
-            raise ConfigError("--rate must be positive and --burst at least 1")
-        for url in self.ice_servers:
-            if _parse(url, "--ice-server").username is not None:
-                raise ConfigError(
-                    f"--ice-server {url!r} carries a password: long-lived TURN passwords must "
-                    "not reach clients; use --turn-secret with --turn-url instead"
-                )
-        for url in self.turn_urls:
-            parsed = _parse(url, "--turn-url")
-            if not parsed.is_turn or parsed.username is not None:
-                raise ConfigError(f"--turn-url {url!r} must be a turn: or turns: URL without credentials")
-        if bool(self.turn_secret) != bool(self.turn_urls):
-            raise ConfigError("--turn-secret and --turn-url go together")
-        if not 0 < self.turn_ttl <= MAX_TURN_TTL:
-            raise ConfigError(
-                f"--turn-ttl must be between 1 and {MAX_TURN_TTL:.0f} seconds: longer-lived TURN "
-                "passwords are not handed out"
-            )
-        if bool(self.certfile) != bool(self.keyfile):
-            raise ConfigError("--certfile and --keyfile go together")
-        for name, cap in (("--max-connections", self.max_connections), ("--max-per-ip", self.max_per_ip)):
-            if cap is not None and cap < 1:
-                raise ConfigError(f"{name} must be at least 1 (0 on the command line: no cap)")
-        if self.max_send_queue < 4096:
-            raise ConfigError("--max-send-queue must be at least 4096 bytes")
-        self.metrics_address()
-        if self.redis is not None:
-            if not self.redis.startswith(("redis://", "rediss://")):
-                raise ConfigError(f"--redis {self.redis!r}: expected a redis:// or rediss:// URL")
-            if self.redis_node_ttl < 2:
-                raise ConfigError("--redis-node-ttl must be at least 2 seconds")
-
-    def metrics_address(self) -> tuple[str, int] | None:
-        """``(host, port)`` of a separate metrics listener, or None."""
-        if self.metrics in ("main", "off"):
-            return None
-        host, sep, port = self.metrics.rpartition(":")
-        host = host.removeprefix("[").removesuffix("]")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ConfigError(f"--metrics {self.metrics!r}: expected main, off or HOST:PORT")
-        return host, int(port)
-
-    def ice_servers_for(self, peer_id: str) -> list[dict[str, Any]]:
-        """The RTCIceServer list for one joining peer."""
-        servers: list[dict[str, Any]] = [{"urls": list(self.ice_servers)}] if self.ice_servers else []
-        if self.turn_secret and self.turn_urls:
-            creds = mint(self.turn_secret, peer_id, self.turn_ttl)
-            servers.append(
-                {"urls": list(self.turn_urls), "username": creds.username, "credential": creds.password}
-            )
-        return servers
-
 
 class RoomBackend(Protocol):
     """What the server needs from the rooms: one process (:class:`LocalRooms`) or Redis."""
@@ -287,6 +186,7 @@ class SignalingServer:
                 subprotocols=[Subprotocol(SUBPROTOCOL)],
                 select_subprotocol=_select_subprotocol,
                 process_request=self._process_request,
+                process_response=_process_response,
                 compression=None,  # per-message deflate costs ~64 KiB per connection
                 origins=origins,
                 ping_interval=cfg.ping_interval,
@@ -387,6 +287,13 @@ class SignalingServer:
         timer = self._arm_join_timer(ws)
         over_limit = 0
         try:
+            early = _join_in_url(ws.request)
+            if early is not None:
+                # The join rode in the handshake (docs/protocol.md): one round trip fewer.
+                await self._frame(session, early)
+                if session.joined and timer is not None:
+                    timer.cancel()
+                    timer = None
             async for frame in ws:
                 if not bucket.allow():
                     over_limit += 1
@@ -396,12 +303,7 @@ class SignalingServer:
                     self.deliver(session, Error(ErrorCode.RATE_LIMITED.value, "slow down: frame dropped"))
                     continue
                 over_limit = 0
-                try:
-                    message = parse_client(frame)
-                except ProtocolError as exc:
-                    self.deliver(session, Error(exc.code, exc.message))
-                    continue
-                await self.rooms.receive(session, message)
+                await self._frame(session, frame)
                 if session.joined and timer is not None:
                     timer.cancel()
                     timer = None
@@ -416,6 +318,14 @@ class SignalingServer:
             self.limiter.release(host)
             session.transport.outbox.close()
             await self.rooms.disconnect(session)
+
+    async def _frame(self, session: Session, frame: str | bytes) -> None:
+        try:
+            message = parse_client(frame)
+        except ProtocolError as exc:
+            self.deliver(session, Error(exc.code, exc.message))
+            return
+        await self.rooms.receive(session, message)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -465,6 +375,21 @@ def _remote_host(ws: ServerConnection) -> str:
     if isinstance(address, tuple) and address:
         return str(address[0])
     return str(address)
+
+
+def _join_in_url(request: Request | None) -> str | None:
+    """The join frame a client put in the handshake's URL (``?join=ROOM``), if any."""
+    if request is None or "?" not in request.path:
+        return None
+    values = parse_qs(request.path.partition("?")[2]).get(JOIN_PARAMETER)
+    return json.dumps({"type": "join", "room": values[0]}) if values else None
+
+
+def _process_response(connection: ServerConnection, request: Request, response: Response) -> Response:
+    if response.status_code == 101 and _join_in_url(request) is not None:
+        # Tells the client not to send its join again (an older server would not say this).
+        response.headers[JOIN_ACCEPTED_HEADER] = "1"
+    return response
 
 
 def _select_subprotocol(

@@ -210,3 +210,48 @@ async def test_ice_servers_are_handed_out(signaling_server):
         expiry, _, name = turn_entry["username"].partition(":")
         assert name == client.peer_id and int(expiry) > 0
         assert turn_entry["credential"] != "s"
+
+
+# -- joining in the handshake: one round trip fewer ----------------------------------------
+
+
+async def test_a_join_in_the_url_is_answered_without_a_join_frame(signaling_server):
+    async with connect(signaling_server.url + "/?join=early") as ws:
+        assert ws.response.headers["Icepeer-Joined"] == "1"
+        joined = await recv_json(ws)
+        assert joined["type"] == "joined" and joined["room"] == "early" and joined["peers"] == []
+    async with connect(signaling_server.url + "/?join=bad%20name") as ws:  # checked like a frame
+        assert (await recv_json(ws))["type"] == "error"
+    async with connect(signaling_server.url) as ws:  # no join in the URL: no header, as before
+        assert "Icepeer-Joined" not in ws.response.headers
+
+
+async def test_the_client_joins_in_the_url_and_still_joins_a_server_that_ignores_it():
+    from websockets.asyncio.server import serve
+
+    frames = []
+
+    async def older_server(ws):
+        # A server from before: it waits for the join frame whatever the URL says.
+        frame = json.loads(await ws.recv())
+        frames.append(frame)
+        await ws.send(json.dumps({"type": "joined", "room": frame["room"], "peer_id": "p1", "peers": [],
+                                  "ice_servers": []}))
+        await ws.wait_closed()
+
+    async with serve(older_server, "127.0.0.1", 0, subprotocols=["icepeer.v1"]) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with join(f"ws://127.0.0.1:{port}", "room-x") as client:
+            assert client.room == "room-x" and client.peer_id == "p1"
+    assert frames == [{"type": "join", "room": "room-x"}]
+
+
+async def test_the_client_sends_no_join_frame_to_a_server_that_took_it_from_the_url(signaling_server):
+    async with join(signaling_server.url, "room-y") as a:
+        async with join(signaling_server.url, "room-y") as b:
+            assert b.peers == [a.peer_id]
+            assert await a.recv() == PeerJoined(b.peer_id)
+            # A second join (a frame after the URL's) would be answered with an error.
+            for client in (a, b):
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(client.recv(), 0.3)
