@@ -2,9 +2,10 @@
 
 uvloop reads many datagrams per pass of the loop where asyncio's own loop
 reads one, and sends and receives each for a fraction of the cost
-(docs/benchmarks.md). The icepeer CLI and the signaling server run on it;
-the library itself works on any asyncio loop. ``ICEPEER_LOOP=asyncio``
-chooses asyncio's own loop.
+(docs/benchmarks.md). The icepeer CLI runs on it; the library itself
+works on any asyncio loop. ``ICEPEER_LOOP=asyncio`` chooses asyncio's own
+loop. (The signaling server stays on asyncio's: its Redis connections
+lose their link on uvloop, a fault not chased yet.)
 """
 
 from __future__ import annotations
