@@ -128,7 +128,8 @@ async def run(args: argparse.Namespace) -> int:
         if args.verbose:
             out.progress("phases: " + ", ".join(f"{k} {v:.0f} ms" for k, v in report.timings_ms.items()))
         out.event("connected", local=report.local.to_dict(), remote=report.remote.to_dict(),
-                  elapsed_ms=round(elapsed, 1), accelerated=[k for k, v in report.accelerated.items() if v])
+                  elapsed_ms=round(elapsed, 1), accelerated=[k for k, v in report.accelerated.items() if v],
+                  phases=report.to_dict()["phases"], rtt_ms=report.rtt_ms)
         lost: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
 
         def on_closed(task: asyncio.Task[Any]) -> None:
