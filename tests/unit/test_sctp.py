@@ -370,3 +370,27 @@ def test_malformed_packets_are_dropped_not_fatal():
     w.pump()
     w.run(lambda: bool(w.b.messages), limit=w.now + 1)
     assert w.b.messages[-1][1] == "after" and b.established
+
+
+def test_a_flood_on_a_preagreed_stream_nobody_opened_is_held_to_the_window_then_delivered():
+    # The peer may send on a pre-agreed stream before we open it: that waits,
+    # unread, so a peer flooding a stream we never open only fills the window.
+    from icepeer.sctp.datachannels import preagreed_stream
+
+    w = World(receive_buffer=256 * 1024)
+    w.connect()
+    stream = preagreed_stream("x")
+    w.a.channels.open(ChannelParameters(label="x"), w.now, stream=stream)
+    messages = [bytes([i % 256]) * 16000 for i in range(200)]  # 3.2 MB
+    for message in messages:
+        w.a.channels.send(stream, message, w.now)
+    w.pump()
+    w.run(limit=w.now + 5)
+    receiver = w.b.channels.association.receiver
+    assert receiver.held + receiver.unread <= 256 * 1024 + MAX_PACKET + OVERHEAD
+    assert receiver.a_rwnd == 0 and w.b.messages == [] and not w.b.ended
+    w.b.channels.open(ChannelParameters(label="x"), w.now, stream=stream)
+    w.b.channels.release(stream)
+    w.pump()
+    w.run(lambda: len(w.b.messages) == len(messages), limit=w.now + 60)
+    assert [m for _, m in w.b.messages] == messages
