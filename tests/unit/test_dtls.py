@@ -22,6 +22,17 @@ def deliver(src: DtlsEndpoint, dst: DtlsEndpoint) -> list[bytes]:
     return [m for d in src.datagrams() for m in dst.receive(d, 0.0)]
 
 
+def until_the_server_is_done() -> tuple[DtlsEndpoint, DtlsEndpoint, list[bytes]]:
+    """Three flights delivered: the server is connected; its last flight is returned, not delivered."""
+    client, server = pair()
+    deliver(client, server)
+    deliver(server, client)
+    deliver(client, server)
+    last_flight = server.datagrams()
+    assert server.state is DtlsState.CONNECTED and client.state is DtlsState.HANDSHAKING and last_flight
+    return client, server, last_flight
+
+
 def test_the_handshake_takes_four_flights_and_no_cookie_exchange():
     client, server = pair()
     sizes = []
@@ -40,12 +51,7 @@ def test_data_sent_before_the_clients_handshake_ends_is_delivered_with_the_last_
     # before the server's last flight when that flight is lost or slower: OpenSSL
     # keeps such records until the handshake ends; they must come out then, not
     # when some later datagram happens to arrive.
-    client, server = pair()
-    deliver(client, server)
-    deliver(server, client)
-    deliver(client, server)
-    last_flight = server.datagrams()
-    assert server.state is DtlsState.CONNECTED and client.state is DtlsState.HANDSHAKING
+    client, server, last_flight = until_the_server_is_done()
     early = [f"early {i}".encode() for i in range(5)]  # more records than the last flight has
     for message in early:
         server.send(message)
@@ -58,12 +64,7 @@ def test_data_sent_before_the_clients_handshake_ends_is_delivered_with_the_last_
 def test_a_lost_last_server_flight_is_sent_again_when_the_client_resends_its_own():
     # OpenSSL drops the client's resent flight (the same bytes: a replay) and
     # never answers it; the handshake would hang with the client waiting.
-    client, server = pair()
-    deliver(client, server)
-    deliver(server, client)
-    deliver(client, server)
-    lost = server.datagrams()
-    assert server.state is DtlsState.CONNECTED and lost
+    client, server, _lost = until_the_server_is_done()
     client.handle_timer(10.0)  # the client's flight timer fires: it resends its flight
     deliver(client, server)
     deliver(server, client)
