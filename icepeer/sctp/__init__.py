@@ -4,7 +4,8 @@
 
     chunks.py        packets and chunks, CRC32c                        RFC 9260 section 3
     association.py   handshake, dispatch, timers                      RFC 9260 sections 5, 8
-    sender.py        TSNs, bundling, retransmission, PR-SCTP          RFC 9260 section 6, RFC 3758
+    sender.py        TSNs, bundling, retransmission, PR-SCTP          RFC 9260 section 6, RFC 3758, RFC 8985
+    outgoing.py      the messages and chunks a sender keeps
     congestion.py    cwnd, ssthresh, fast recovery, RTO               RFC 9260 sections 6.3, 7.2
     receiver.py      reassembly, order, SACKs, the bounded window     RFC 9260 section 6
     reconfig.py      stream resets (how a channel closes)             RFC 6525

@@ -360,8 +360,8 @@ class Association:
         deadlines = []
         if self._t1 is not None:
             deadlines.append(self._t1[0])
-        if self.sender.t3_deadline is not None:
-            deadlines.append(self.sender.t3_deadline)
+        if self.sender.deadline is not None:
+            deadlines.append(self.sender.deadline)
         if self.receiver is not None and self.receiver.sack_deadline is not None:
             deadlines.append(self.receiver.sack_deadline)
         if self.reconfig_state.deadline is not None:
@@ -377,8 +377,8 @@ class Association:
             self._send_control(chunk, tag=0 if chunk.type == c.INIT else self.remote_tag)
             self._t1 = (now + RTO_INITIAL * 2 ** (tries + 1), chunk, tries + 1)
         sender = self.sender
-        if sender.t3_deadline is not None and now >= sender.t3_deadline:
-            sender.on_t3(now)
+        if sender.deadline is not None and now >= sender.deadline:
+            sender.on_timer(now)
             if sender.error_count > MAX_ASSOCIATION_RETRANSMITS:
                 self._close("the peer stopped acknowledging data", by_peer=False)
                 return
@@ -418,7 +418,7 @@ class Association:
             return
         self.state = State.CLOSED
         self._t1 = None
-        self.sender.t3_deadline = None
+        self.sender.t3_deadline = self.sender.probe_deadline = None
         self.reconfig_state.request = None
         if self.receiver is not None:
             self.receiver.sack_deadline = None

@@ -9,10 +9,13 @@
   and those in its gap blocks. The chunks in flight sit in TSN order, so the
   cost of a SACK is the chunks it acknowledges, plus the holes below its
   highest gap block when there is loss; never a walk over the whole flight.
-- Loss: three miss indications make a fast retransmission and one fast
-  recovery per window (section 7.2.4); the T3-rtx timer retransmits
-  everything outstanding with the window collapsed to one packet (section
-  6.3.3). RTO follows section 6.3.1 with WebRTC's own bounds (dcsctp:
+- Loss: three miss indications (or, RACK-style, a later chunk acknowledged
+  a quarter RTT past this one's due time) make a fast retransmission and one
+  fast recovery per window (section 7.2.4); a retransmission that is lost
+  too is detected the same way from the chunks sent after it; a tail loss
+  probe two RTTs after the last acknowledgement (RFC 8985) saves a lost
+  SACK or tail from the T3-rtx timer, which retransmits everything
+  outstanding with the window collapsed to one packet (section 6.3.3). RTO follows section 6.3.1 with WebRTC's own bounds (dcsctp:
   initial 500 ms, minimum 400 ms).
 - Partial reliability (RFC 3758): a message past its retransmission count
   or lifetime is abandoned whole, and FORWARD-TSN tells the receiver to skip it.
@@ -34,62 +37,16 @@ from .chunks import (
     data_chunk,
 )
 from .congestion import Congestion
+from .outgoing import OutChunk, OutMessage
 from .ranges import RangeSet, unwrap
 from .serial import tsn_add, tsn_diff
 
 __all__ = ["Sender", "OutChunk", "OutMessage"]
 
-class OutMessage:
-    """One message being sent, for partial reliability and bufferedAmount."""
-
-    __slots__ = ("abandoned", "expires", "max_retransmits", "stream", "unsent")
-
-    def __init__(self, stream: int, max_retransmits: int | None, expires: float | None) -> None:
-        self.stream = stream
-        self.max_retransmits = max_retransmits
-        self.expires = expires
-        self.abandoned = False
-        #: Chunks of this message never sent yet.
-        self.unsent = 0
-
-
-class OutChunk:
-    __slots__ = (
-        "acked",
-        "fast_retransmitted",
-        "flags",
-        "message",
-        "misses",
-        "payload",
-        "ppid",
-        "retransmit",
-        "sends",
-        "sent_at",
-        "size",
-        "ssn",
-        "stream",
-        "tsn",
-    )
-
-    def __init__(self, tsn: int, stream: int, ssn: int, ppid: int, flags: int, payload: bytes,
-                 message: OutMessage) -> None:
-        self.tsn = tsn
-        self.stream = stream
-        self.ssn = ssn
-        self.ppid = ppid
-        self.flags = flags
-        self.payload = payload
-        self.message = message
-        self.sent_at = 0.0
-        self.sends = 0
-        self.acked = False
-        self.retransmit = False
-        self.misses = 0
-        #: Fast-retransmitted already: only the T3 timer may send it again (RFC 9260 7.2.4).
-        self.fast_retransmitted = False
-        #: Bytes on the wire, for the windows (RFC 9260 counts user data; padding and header too here).
-        self.size = DATA_HEADER_LENGTH + len(payload) + (-len(payload) % 4)
-
+#: The shortest wait before a tail loss probe (RFC 8985 asks for 2 SRTT; a LAN's SRTT is tiny).
+PROBE_MIN = 0.01
+#: The longest a receiver may delay its SACK (RFC 9260 section 6.2).
+DELAYED_SACK_MAX = 0.2
 
 class Sender:
     def __init__(self, initial_tsn: int, *, max_packet: int, header: int) -> None:
@@ -109,6 +66,10 @@ class Sender:
         self.peer_rwnd = 1 << 20
         self.congestion = Congestion(max_packet)
         self.t3_deadline: float | None = None
+        #: When to send a tail loss probe (RFC 8985 section 7): see :meth:`on_probe`.
+        self.probe_deadline: float | None = None
+        self._probed = False
+        self.probes = 0
         #: Consecutive T3 expiries without progress (RFC 9260 section 8.1).
         self.error_count = 0
         self.forward_tsn_due = False
@@ -118,6 +79,7 @@ class Sender:
         self.total_buffered = 0
         self.packets_sent = 0
         self.retransmitted = 0
+        self.t3_expiries = 0
         #: Set the I bit on the last chunk before the queue runs dry (RFC 7053).
         self.immediate_when_idle = True
 
@@ -204,6 +166,8 @@ class Sender:
             packets.append(b"".join(current))
         if self.inflight and self.t3_deadline is None:
             self.t3_deadline = now + self.rto
+        if packets:
+            self._arm_probe(now)
         self.packets_sent += len(packets)
         return packets
 
@@ -231,6 +195,8 @@ class Sender:
             chunk.retransmit = False
             chunk.sends += 1
             chunk.misses = 0
+            chunk.resent_below = self._cum + len(self.inflight)
+            chunk.sent_at = now
             self.flight_size += chunk.size
             allowance -= chunk.size
             self.retransmitted += 1
@@ -361,17 +327,28 @@ class Sender:
                             rtt_sample = now - chunk.sent_at
                 highest_newly_acked = max(highest_newly_acked, hi - base)
         # 3. Miss indications, only for the holes below the highest TSN this
-        # SACK newly acknowledged (RFC 9260 section 7.2.4, the HTNA rule); a
-        # chunk is fast-retransmitted once, after that only T3 resends it.
+        # SACK newly acknowledged (RFC 9260 section 7.2.4, the HTNA rule). A
+        # chunk already fast-retransmitted counts misses again only from TSNs
+        # sent after its copy: that copy was lost too (lost-retransmission
+        # detection, as Linux's TCP and RACK do), and waiting for T3 (400 ms
+        # at least, the window collapsed) would stall the association.
         fast = False
+        srtt = self.congestion.srtt
+        reorder_window = srtt * 1.25 if srtt is not None else None
         if highest_newly_acked > 0:
-            for lo, hi in self._gap_acked.holes(base, base + highest_newly_acked - 1):
+            newest = base + highest_newly_acked
+            for lo, hi in self._gap_acked.holes(base, newest - 1):
                 for index in range(lo - base, hi - base + 1):
                     chunk = inflight[index]
-                    if chunk.acked or chunk.retransmit or chunk.fast_retransmitted:
+                    if chunk.acked or chunk.retransmit:
+                        continue
+                    if chunk.fast_retransmitted and newest <= chunk.resent_below:
                         continue
                     chunk.misses += 1
-                    if chunk.misses >= 3:
+                    # Three misses, or (RACK, RFC 8985) a later chunk acknowledged a
+                    # quarter RTT after this one should have been: with a small
+                    # window three misses may never come, and T3 would.
+                    if chunk.misses >= 3 or (reorder_window is not None and now - chunk.sent_at > reorder_window):
                         chunk.misses = 0
                         chunk.retransmit = True
                         chunk.fast_retransmitted = True
@@ -389,17 +366,64 @@ class Sender:
             self.t3_deadline = None
         elif ahead > 0:
             self.t3_deadline = now + self.rto
+        if acked_bytes:
+            self._probed = False
+            self._arm_probe(now)
         self._update_advanced_peer_ack()
         return acked_bytes > 0
+
+    # -- timers: T3-rtx and the tail loss probe -------------------------------------------
+
+    @property
+    def deadline(self) -> float | None:
+        deadlines = [d for d in (self.t3_deadline, self.probe_deadline) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> None:
+        if self.t3_deadline is not None and now >= self.t3_deadline:
+            self.on_t3(now)
+        elif self.probe_deadline is not None and now >= self.probe_deadline:
+            self.on_probe(now)
+
+    def _arm_probe(self, now: float) -> None:
+        srtt = self.congestion.srtt
+        if self._probed or srtt is None or self.flight_size == 0:
+            self.probe_deadline = None
+        elif self.flight_size <= self.mtu_payload:
+            # One packet out: a receiver may hold its SACK for up to 200 ms (RFC 8985 7.2).
+            self.probe_deadline = now + max(2 * srtt, 1.5 * srtt + DELAYED_SACK_MAX)
+        else:
+            self.probe_deadline = now + max(2 * srtt, PROBE_MIN)
+
+    def on_probe(self, now: float) -> None:
+        """Nothing acknowledged for two RTTs with data in flight: send the newest chunk again.
+
+        A lone SACK for a whole window that is lost (icepeer's receivers SACK
+        once per read burst) or a lost tail leaves the sender waiting for T3:
+        400 ms at least, then the window collapsed. The probe makes the
+        receiver SACK at once (a duplicate TSN, RFC 9260 section 6.2), and
+        the loss is then repaired by fast retransmission, the window halved at
+        most (RFC 8985 section 7, tail loss probe). One probe per episode.
+        """
+        self.probe_deadline = None
+        self._probed = True
+        for chunk in reversed(self.inflight):
+            if not chunk.acked and not chunk.retransmit:
+                chunk.retransmit = True
+                self.flight_size -= chunk.size
+                self.retransmits.appendleft(chunk)
+                self.probes += 1
+                return
 
     # -- the T3-rtx timer ---------------------------------------------------------------
 
     def on_t3(self, now: float) -> None:
         """T3-rtx expired (RFC 9260 section 6.3.3): everything outstanding goes again, window collapsed."""
-        self.t3_deadline = None
+        self.t3_deadline = self.probe_deadline = None
         if not self.inflight:
             return
         self.error_count += 1
+        self.t3_expiries += 1
         self.congestion.timeout()
         self.retransmits.clear()
         for chunk in self.inflight:

@@ -204,6 +204,62 @@ def test_a_gap_is_reported_at_once_and_repaired_by_fast_retransmit():
     assert w.now < 0.4 + 0.1 + 0.05 and w.a.channels.association.sender.retransmitted == 1
 
 
+def test_a_lost_retransmission_is_detected_and_sent_again_without_waiting_for_t3():
+    # RFC 9260 fast-retransmits a chunk once; if that copy is lost too, only
+    # T3 (400 ms at least, then a window of one packet) would send it again.
+    # The chunks sent after the copy say it was lost.
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    copies: list[int] = []
+
+    def drop(who: str, packet: bytes) -> bool:
+        data = c.parse_packet(packet).data
+        if who != "a" or not data:
+            return False
+        first = data[0][1]
+        copies.append(first)
+        return copies.count(copies[0]) <= 2 and first == copies[0]  # the first chunk, twice
+
+    w.drop = drop
+    sent = [bytes([i]) * 1100 for i in range(40)]
+    for message in sent:
+        w.a.channels.send(sa, message, w.now)
+    w.pump()
+    w.run(lambda: len(w.b.messages) == len(sent), limit=5)
+    sender = w.a.channels.association.sender
+    assert [m for _, m in w.b.messages] == sent
+    assert copies.count(copies[0]) == 3 and sender.t3_expiries == 0
+    assert w.now < 0.3
+
+
+def test_a_lost_sack_is_saved_by_a_tail_loss_probe_not_by_t3():
+    # A window-limited sender whose window's lone SACK is lost would wait for
+    # T3. Two RTTs later it sends its newest chunk again instead; the receiver
+    # answers the duplicate with a SACK at once.
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    w.run(limit=w.now + 1)
+    lost: list[float] = []
+
+    def drop(who: str, packet: bytes) -> bool:
+        if who == "b" and c.SACK in kinds(packet) and not lost:
+            lost.append(w.now)
+            return True
+        return False
+
+    sender = w.a.channels.association.sender
+    w.drop = drop
+    for i in range(4):
+        w.a.channels.send(sa, bytes([i]) * 1100, w.now)
+    w.pump()
+    w.run(lambda: len(w.b.messages) == 4 and not sender.inflight, limit=w.now + 2)
+    assert lost and not sender.inflight
+    assert sender.probes == 1 and sender.t3_expiries == 0
+    assert w.now - lost[0] < 0.2  # two RTTs of 20 ms, not T3's 400 ms
+
+
 def test_a_lost_tail_is_resent_by_the_t3_timer():
     w = World()
     w.connect()
