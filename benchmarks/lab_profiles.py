@@ -80,9 +80,10 @@ class Opened:
         self.drain = drain
 
 
-async def open_icepeer(args: argparse.Namespace, t0: float) -> Opened:
+async def open_icepeer(args: argparse.Namespace, t0: float, *, accelerate: bool = True) -> Opened:
     called = time.time()  # timings_ms count from connect()'s own start
-    peer = await icepeer.connect(args.signal, args.room, ice_servers=args.ice_server, timeout=30)
+    peer = await icepeer.connect(args.signal, args.room, ice_servers=args.ice_server, timeout=30,
+                                 accelerate=accelerate)
     returned = time.time()  # connect() returns once SCTP is up
     channel = await peer.channel("bench")
     report = peer.report()
@@ -198,7 +199,12 @@ async def open_punch(args: argparse.Namespace, t0: float) -> Opened:
                   marks, link.drain)
 
 
-OPENERS = {"icepeer": open_icepeer, "aiortc": open_aiortc, "punch": open_punch}
+async def open_icepeer_standard(args: argparse.Namespace, t0: float) -> Opened:
+    return await open_icepeer(args, t0, accelerate=False)
+
+
+OPENERS = {"icepeer": open_icepeer, "icepeer-standard": open_icepeer_standard, "aiortc": open_aiortc,
+           "punch": open_punch}
 
 
 async def child(args: argparse.Namespace) -> None:

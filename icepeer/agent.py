@@ -268,6 +268,7 @@ class Agent(IceConnection):
         if not await self.run_checks(self._settled):
             raise ConnectionError("ICE negotiation failed")
         self.connected = True
+        self._send_pending_flight()  # SPED: the selected pair may carry it now
         self.start_consent()
         if self.searching:
             self._search = asyncio.create_task(self._search_direct())
@@ -356,11 +357,22 @@ class Agent(IceConnection):
 
     def stun_received(self, message: stun.Message, addr: tuple[str, int], sock: CandidateSocket) -> None:
         """Each STUN message on our sockets: with SPED, take the DTLS an authenticated one carries."""
-        if self.sped is not None:
-            datagram = self.sped.take(message, addr, sock, local_username=self.local_username,
-                                      local_password=self.local_password, remote_password=self.remote_password)
+        sped = self.sped
+        if sped is not None:
+            datagram = sped.take(message, addr, sock, local_username=self.local_username,
+                                 local_password=self.local_password, remote_password=self.remote_password)
+            if sped.opened:
+                # A check of ours was answered: the flight waiting for the next
+                # check or answer goes there now, as it is.
+                sped.opened = False
+                self._send_pending_flight()
             if datagram is not None:
                 self.peer_data_received(datagram, sock)
+
+    def _send_pending_flight(self) -> None:
+        sped = self.sped
+        if sped is not None and sped.state.active and sped.state.pending:
+            self.send_dtls(list(sped.state.pending))
 
     def check_answered(self, sock: CandidateSocket, rtt: float, *, consent: bool) -> None:
         self.count("consent_answered" if consent else "checks_answered")

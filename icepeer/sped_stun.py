@@ -34,6 +34,8 @@ class SpedStun:
         self._requests: dict[bytes, dict[str, object]] = {}
         #: A socket and remote address where a check of ours was answered.
         self.path: tuple[Any, tuple[str, int]] | None = None
+        #: The path was just found: what is pending should go there now (see :meth:`Agent.stun_received`).
+        self.opened = False
 
     def flight(self, datagrams: list[bytes]) -> None:
         """What DTLS sends: its handshake records become the datagrams to embed."""
@@ -80,7 +82,9 @@ class SpedStun:
             request = self._requests.pop(message.transaction_id, None)
             if request is not None:
                 self.state.answered(request)
-            self.path = (sock, addr)
+            if self.path is None:
+                self.path = (sock, addr)
+                self.opened = True
         else:
             return None
         return self.state.receive(attributes)
