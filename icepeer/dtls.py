@@ -117,7 +117,9 @@ class DtlsEndpoint:
         self._new_flight = True
         self._rto = FLIGHT_RTO_INITIAL
         self.flight_deadline: float | None = None
+        #: Flights sent again: by the timer, or (a server) in answer to the client's resent last flight.
         self.flights_resent = 0
+        self.timer_resends = 0
 
     # -- the handshake -------------------------------------------------------------------
 
@@ -261,6 +263,7 @@ class DtlsEndpoint:
             self.flight_deadline = None
             return
         self.flights_resent += 1
+        self.timer_resends += 1
         self._out += self._flight
         self._rto = min(self._rto * 2, FLIGHT_RTO_MAX)
         self.flight_deadline = now + self._rto
