@@ -31,7 +31,9 @@ async def test_two_peers_chat_with_json_events(signaling_server, coturn):
         events = result.events  # every stdout line is JSON
         connected = events[0]
         assert connected["event"] == "connected"
-        assert set(connected) == {"event", "local", "remote", "elapsed_ms"}
+        assert set(connected) == {"event", "local", "remote", "elapsed_ms", "accelerated", "phases", "rtt_ms"}
+        assert connected["accelerated"] == ["snap", "sped", "preagreed"]  # two icepeer peers
+        assert [p["phase"] for p in connected["phases"]][:2] == ["ice_connected", "dtls_connected"]
         assert connected["local"]["type"] == "host" and connected["local"]["protocol"] == "udp"
         assert set(connected["local"]) == {"type", "address", "port", "protocol"}
         assert [e["data"] for e in events if e["event"] == "message"] == got
