@@ -34,7 +34,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from spake2 import SPAKE2_Symmetric
 
 from .errors import AuthenticationFailed, BadDescription
 
@@ -70,6 +69,9 @@ class Pake:
     """One side of one code's PAKE."""
 
     def __init__(self, password: bytes) -> None:
+        # Imported here: 15-20 ms of start-up that a room, without a code, does not need.
+        from spake2 import SPAKE2_Symmetric
+
         self._spake = SPAKE2_Symmetric(password, idSymmetric=IDENTITY)
         self._outbound = self._spake.start()
         self._keys: dict[str, bytes] | None = None
