@@ -54,6 +54,11 @@ from redis.exceptions import RedisError
 from .cluster import ClusterRooms, Departure, Effects
 from .protocol import ClientMessage, Join, Leave, ServerMessage, Signal
 from .redis_pubsub import Publisher, PubSubError, Subscriber
+from .redis_scripts import BEAT as _BEAT
+from .redis_scripts import JOIN as _JOIN
+from .redis_scripts import LEAVE as _LEAVE
+from .redis_scripts import REAP as _REAP
+from .redis_scripts import RESTORE as _RESTORE
 from .rooms import Session
 
 __all__ = ["RedisRooms", "PREFIX"]
@@ -63,76 +68,6 @@ logger = logging.getLogger(__name__)
 PREFIX = "icepeer:"
 #: Connections to Redis per server process for scripts and publishing.
 POOL_SIZE = 32
-
-# KEYS: nodes, room, node; ARGV: node id, peer id, room size, room name
-_JOIN = """
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'gone'} end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {'full'} end
-local members = redis.call('HGETALL', KEYS[2])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
-table.insert(members, 1, 'ok')
-return members
-"""
-
-# KEYS: room, node; ARGV: peer id
-_LEAVE = """
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# KEYS: nodes, epoch; ARGV: node id, ttl ms, the epoch this node knows, a fresh epoch
-_BEAT = """
-local t = redis.call('TIME')
-local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  redis.call('SET', KEYS[2], ARGV[4])
-  epoch = ARGV[4]
-end
-if epoch ~= ARGV[3] then
-  redis.call('ZADD', KEYS[1], deadline, ARGV[1])
-  return {'new', epoch}
-end
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'reaped', epoch} end
-redis.call('ZADD', KEYS[1], deadline, ARGV[1])
-return {'ok', epoch}
-"""
-
-# KEYS: node; ARGV: prefix, node id, then room, peer id pairs
-_RESTORE = """
-for i = 3, #ARGV, 2 do
-  redis.call('HSET', ARGV[1] .. 'room:' .. ARGV[i], ARGV[i + 1], ARGV[2])
-  redis.call('HSET', KEYS[1], ARGV[i + 1], ARGV[i])
-end
-return 0
-"""
-
-# KEYS: nodes; ARGV: prefix. One dead node per call:
-# {node, room, peer, n, member, node, ... (n pairs), room, peer, n, ...} or {}
-_REAP = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
-if #dead == 0 then return {} end
-local node = dead[1]
-local out = {node}
-local nkey = ARGV[1] .. 'node:' .. node
-local peers = redis.call('HGETALL', nkey)
-for i = 1, #peers, 2 do
-  local rkey = ARGV[1] .. 'room:' .. peers[i + 1]
-  redis.call('HDEL', rkey, peers[i])
-  local rest = redis.call('HGETALL', rkey)
-  table.insert(out, peers[i + 1])
-  table.insert(out, peers[i])
-  table.insert(out, tostring(#rest / 2))
-  for j = 1, #rest do table.insert(out, rest[j]) end
-end
-redis.call('DEL', nkey)
-redis.call('ZREM', KEYS[1], node)
-return out
-"""
 
 Deliver = Callable[[Session, ServerMessage | str], None]
 
