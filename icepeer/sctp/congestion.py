@@ -12,6 +12,13 @@
   window halves cwnd; no further reduction until the cumulative TSN passes
   what was outstanding then.
 - **T3 expiry** (section 7.2.3): ssthresh halves, cwnd falls to one MTU.
+- **Leaving slow start before the queue overflows** (HyStart++, RFC 9406,
+  without its conservative phase): when a round's smallest RTT grows by
+  ``eta`` (an eighth of the last round's, within 4-16 ms) over the last
+  round's, the bottleneck's queue is filling: ssthresh becomes cwnd.
+  Without it, a 4 MiB receive window lets slow start double into a deep
+  queue until a window's worth is lost (lab, 150 ms RTT, 20 Mbit/s: a fifth
+  of the packets sent again, a T3, and ssthresh at its floor).
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ INITIAL_CWND_PACKETS = 10
 #: read burst), so the cap scales with that, as RFC 3465's L does for TCP.
 #: Against a peer that SACKs every packet, the growth is RFC 9260's.
 SLOW_START_CAP = 8
+#: RFC 9406 section 4.3: RTT samples a round needs before it can end slow start; eta's bounds.
+HYSTART_SAMPLES = 8
+HYSTART_ETA_MIN, HYSTART_ETA_MAX = 0.004, 0.016
 
 
 class Congestion:
@@ -46,6 +56,12 @@ class Congestion:
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.rto = RTO_INITIAL
+        # HyStart++ rounds: the TSN that ends this one, its smallest RTT and samples, the last one's.
+        self._round_end: int | None = None
+        self._round_min = float("inf")
+        self._round_samples = 0
+        self._last_round_min: float | None = None
+        self.hystart_exits = 0
 
     def sample(self, rtt: float) -> None:
         """One round-trip measurement (section 6.3.1 C2, C3)."""
@@ -55,12 +71,17 @@ class Congestion:
             self.rttvar = (1 - RTO_BETA) * self.rttvar + RTO_BETA * abs(self.srtt - rtt)
             self.srtt = (1 - RTO_ALPHA) * self.srtt + RTO_ALPHA * rtt
         self.rto = min(max(self.srtt + 4 * self.rttvar, RTO_MIN), RTO_MAX)
+        if self.cwnd <= self.ssthresh:
+            self._round_min = min(self._round_min, rtt)
+            self._round_samples += 1
 
     def acked(self, acked_bytes: int, *, flight_before: int, cumulative: int, advanced: bool,
               fast: bool, highest_outstanding: int) -> None:
         """A SACK acknowledged ``acked_bytes``; ``fast`` if it started a fast retransmission."""
         if self.fast_recovery_exit is not None and tsn_diff(cumulative, self.fast_recovery_exit) >= 0:
             self.fast_recovery_exit = None
+        if self._round_end is None or tsn_diff(cumulative, self._round_end) >= 0:
+            self._end_round(highest_outstanding)
         if fast and self.fast_recovery_exit is None:
             self.ssthresh = max(self.cwnd // 2, 4 * self.max_packet)
             self.cwnd = self.ssthresh
@@ -76,6 +97,20 @@ class Congestion:
                 if self.partial_bytes_acked >= self.cwnd and in_use:
                     self.partial_bytes_acked -= self.cwnd
                     self.cwnd += self.max_packet
+
+    def _end_round(self, next_end: int) -> None:
+        """A round of slow start is over (RFC 9406 section 4.2): has the RTT grown?"""
+        if self.cwnd <= self.ssthresh and self._round_samples >= HYSTART_SAMPLES:
+            last = self._last_round_min
+            if last is not None:
+                eta = min(max(last / 8, HYSTART_ETA_MIN), HYSTART_ETA_MAX)
+                if self._round_min >= last + eta:
+                    self.ssthresh = self.cwnd
+                    self.hystart_exits += 1
+            self._last_round_min = self._round_min
+        self._round_end = next_end
+        self._round_min = float("inf")
+        self._round_samples = 0
 
     def timeout(self) -> None:
         """T3-rtx expired (sections 6.3.3, 7.2.3)."""

@@ -358,8 +358,11 @@ class Sender:
         # 4. Congestion control (.congestion).
         if rtt_sample is not None:
             self.congestion.sample(rtt_sample)
+        # The highest TSN sent (TSNs are given when messages are queued: next_tsn is past
+        # everything queued, which would keep fast recovery going until the queue drained).
+        highest_sent = inflight[-1].tsn if inflight else cumulative
         self.congestion.acked(acked_bytes, flight_before=flight_before, cumulative=cumulative, advanced=ahead > 0,
-                              fast=fast, highest_outstanding=tsn_add(self.next_tsn, -1))
+                              fast=fast, highest_outstanding=highest_sent)
         # 5. The peer's window (section 6.2.1), and the T3 timer (section 6.3.2).
         self.peer_rwnd = max(0, sack.a_rwnd - self.flight_size)
         if self.flight_size == 0 and not self.retransmits:

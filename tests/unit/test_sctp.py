@@ -450,3 +450,63 @@ def test_a_flood_on_a_preagreed_stream_nobody_opened_is_held_to_the_window_then_
     w.pump()
     w.run(lambda: len(w.b.messages) == len(messages), limit=w.now + 60)
     assert [m for _, m in w.b.messages] == messages
+
+
+def test_fast_recovery_ends_with_the_window_that_was_in_flight_not_with_the_queue():
+    # TSNs are given when messages are queued: counting fast recovery until the
+    # last queued TSN is acknowledged froze cwnd for the rest of a long transfer.
+    w = World()
+    w.connect()
+    sa, _ = open_channel(w)
+    sender = w.a.channels.association.sender
+    dropped: list[int] = []
+
+    def drop(who: str, packet: bytes) -> bool:
+        data = c.parse_packet(packet).data
+        if who == "a" and data and not dropped and sender.packets_sent > 30:
+            dropped.append(data[0][1])
+            return True
+        return False
+
+    w.drop = drop
+    for i in range(3000):  # about 3.3 MB queued: far more than a window
+        w.a.channels.send(sa, bytes([i % 256]) * 1100, w.now)
+    w.pump()
+    w.run(lambda: bool(dropped) and sender.congestion.fast_recovery_exit is not None, limit=w.now + 5)
+    halved = sender.congestion.cwnd
+    w.run(lambda: sender.congestion.cwnd > halved, limit=w.now + 5)
+    assert sender.congestion.cwnd > halved and sender.outbound  # growing again, the queue not drained
+
+
+def test_slow_start_ends_when_the_round_trip_grows():
+    from icepeer.sctp.congestion import HYSTART_SAMPLES, Congestion
+
+    cc = Congestion(1200)
+    tsn = 0
+    for rtt in (0.100, 0.100, 0.130):  # the third round: the queue is filling (eta 12.5 ms)
+        for _ in range(HYSTART_SAMPLES):
+            cc.sample(rtt)
+            tsn += 1
+            cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=True, fast=False,
+                     highest_outstanding=tsn + 10)
+        tsn += 10  # the round's last TSN is acknowledged: the round ends
+        cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=True, fast=False,
+                 highest_outstanding=tsn + 10)
+    assert cc.hystart_exits == 1 and cc.ssthresh < 1 << 30  # congestion avoidance from here
+
+
+def test_slow_start_goes_on_while_the_round_trip_holds():
+    from icepeer.sctp.congestion import HYSTART_SAMPLES, Congestion
+
+    cc = Congestion(1200)
+    tsn = 0
+    for _round in range(5):
+        for _ in range(HYSTART_SAMPLES):
+            cc.sample(0.100)
+            tsn += 1
+            cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=True, fast=False,
+                     highest_outstanding=tsn + 10)
+        tsn += 10
+        cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=True, fast=False,
+                 highest_outstanding=tsn + 10)
+    assert cc.hystart_exits == 0 and cc.ssthresh == 1 << 30
