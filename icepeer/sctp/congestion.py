@@ -15,7 +15,8 @@
 - **Leaving slow start before the queue overflows** (HyStart++, RFC 9406,
   without its conservative phase): when a round's smallest RTT grows by
   ``eta`` (an eighth of the last round's, within 4-16 ms) over the last
-  round's, the bottleneck's queue is filling: ssthresh becomes cwnd.
+  round's, the bottleneck's queue is filling: ssthresh becomes cwnd, on
+  the sample that shows it (a round that waits on a lost chunk may never end).
   Without it, a 4 MiB receive window lets slow start double into a deep
   queue until a window's worth is lost (lab, 150 ms RTT, 20 Mbit/s: a fifth
   of the packets sent again, a T3, and ssthresh at its floor).
@@ -74,6 +75,7 @@ class Congestion:
         if self.cwnd <= self.ssthresh:
             self._round_min = min(self._round_min, rtt)
             self._round_samples += 1
+            self._check_round()
 
     def acked(self, acked_bytes: int, *, flight_before: int, cumulative: int, advanced: bool,
               fast: bool, highest_outstanding: int) -> None:
@@ -98,15 +100,25 @@ class Congestion:
                     self.partial_bytes_acked -= self.cwnd
                     self.cwnd += self.max_packet
 
+    def _check_round(self) -> None:
+        """Has this round's RTT grown over the last one's (RFC 9406 section 4.2, on every sample)?
+
+        Checked as each sample comes, not when the round ends: in a deep queue
+        a round lasts ever longer, and one whose first loss holds the
+        cumulative TSN back never ends while slow start doubles on.
+        """
+        last = self._last_round_min
+        if last is None or self._round_samples < HYSTART_SAMPLES:
+            return
+        eta = min(max(last / 8, HYSTART_ETA_MIN), HYSTART_ETA_MAX)
+        if self._round_min >= last + eta:
+            # Just below cwnd: at cwnd == ssthresh SCTP is still in slow start (RFC 9260 7.2.1).
+            self.ssthresh = self.cwnd - 1
+            self.hystart_exits += 1
+
     def _end_round(self, next_end: int) -> None:
-        """A round of slow start is over (RFC 9406 section 4.2): has the RTT grown?"""
+        """A round of slow start is over (RFC 9406 section 4.2): its smallest RTT is the next one's reference."""
         if self.cwnd <= self.ssthresh and self._round_samples >= HYSTART_SAMPLES:
-            last = self._last_round_min
-            if last is not None:
-                eta = min(max(last / 8, HYSTART_ETA_MIN), HYSTART_ETA_MAX)
-                if self._round_min >= last + eta:
-                    self.ssthresh = self.cwnd
-                    self.hystart_exits += 1
             self._last_round_min = self._round_min
         self._round_end = next_end
         self._round_min = float("inf")

@@ -495,6 +495,35 @@ def test_slow_start_ends_when_the_round_trip_grows():
     assert cc.hystart_exits == 1 and cc.ssthresh < 1 << 30  # congestion avoidance from here
 
 
+def test_slow_start_ends_within_a_round_that_a_loss_holds_open():
+    # A round ends when its last TSN is acknowledged; a loss early in it holds the
+    # cumulative TSN back, and checking only at the round's end let slow start
+    # double on into the queue (lab, 150 ms RTT: 900 packets dropped, then a T3).
+    from icepeer.sctp.congestion import HYSTART_SAMPLES, Congestion
+
+    cc = Congestion(1200)
+    tsn = 0
+    cc.acked(0, flight_before=cc.cwnd, cumulative=tsn, advanced=False, fast=False, highest_outstanding=20)
+    for _ in range(HYSTART_SAMPLES):  # a first round at 100 ms, up to TSN 20
+        cc.sample(0.100)
+        tsn += 1
+        cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=True, fast=False,
+                 highest_outstanding=tsn + 10)
+    tsn = 20
+    cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=True, fast=False,
+             highest_outstanding=tsn + 1000)
+    for _ in range(HYSTART_SAMPLES):  # the next round's RTTs grow; its cumulative TSN is stuck
+        cc.sample(0.150)
+        cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=False, fast=False,
+                 highest_outstanding=tsn + 1000)
+    assert cc.hystart_exits == 1 and cc.cwnd > cc.ssthresh
+    grown = cc.cwnd
+    cc.sample(0.150)
+    cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn + 1, advanced=True, fast=False,
+             highest_outstanding=tsn + 1000)
+    assert cc.hystart_exits == 1 and cc.cwnd == grown  # congestion avoidance: no slow-start step
+
+
 def test_slow_start_goes_on_while_the_round_trip_holds():
     from icepeer.sctp.congestion import HYSTART_SAMPLES, Congestion
 
