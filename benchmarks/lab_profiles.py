@@ -24,7 +24,9 @@ their uplinks; docs/lab.md), and in it, alternating the methods run by run:
   bytes from the first message to the last; the rate and its share of the
   bottleneck (the profile's rate).
 
-Methods: ``icepeer`` (icepeer.connect and a channel), ``aiortc`` (stock
+Methods: ``icepeer`` (icepeer.connect and a channel; ``icepeer+uvloop`` the
+same on uvloop, as the icepeer CLI runs; every other child runs on
+asyncio's own loop), ``aiortc`` (stock
 aiortc, ``RTCPeerConnection`` with one data channel, offer and answer over
 the same signaling), ``punch`` (icepeer.punch). Root and network
 namespaces; the children run inside the lab's host namespaces and only
@@ -46,6 +48,7 @@ from typing import Any
 from _harness import wait_start
 
 import icepeer
+from icecommon import aio
 from icepeer.lab.cell import Mode, ice_server_args
 from icepeer.lab.kinds import NatKind
 from icepeer.lab.lab import Lab
@@ -204,7 +207,7 @@ async def open_icepeer_standard(args: argparse.Namespace, t0: float) -> Opened:
 
 
 OPENERS = {"icepeer": open_icepeer, "icepeer-standard": open_icepeer_standard, "aiortc": open_aiortc,
-           "punch": open_punch}
+           "punch": open_punch, "icepeer+uvloop": open_icepeer}
 
 
 async def child(args: argparse.Namespace) -> None:
@@ -439,4 +442,6 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    # A child of method icepeer+uvloop runs on uvloop, as the icepeer CLI does; every other one on asyncio's loop.
+    on_uvloop = "--child" in sys.argv and sys.argv[sys.argv.index("--child") + 1].endswith("+uvloop")
+    sys.exit(aio.run(main()) if on_uvloop else asyncio.run(main()))
