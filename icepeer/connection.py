@@ -56,6 +56,9 @@ __all__ = ["Connection"]
 
 logger = logging.getLogger("icepeer.peer")
 
+#: Seconds between two requests for fresh ICE servers, at the least (however short their TTL).
+MIN_ICE_SERVERS_REFRESH = 1.0
+
 
 class Connection:
     """Everything one :class:`icepeer.Peer` runs, and its state."""
@@ -85,7 +88,8 @@ class Connection:
         self._pake = Pake(code.password) if code is not None else None
         self._signal_url, self._signaling_ssl = signal_url, signaling_ssl
         self.relay_only = relay_only
-        self._ice_servers = ice_servers
+        #: The ICE servers given by the caller, and with the signaling server's once joined.
+        self._given_ice_servers = self._ice_servers = ice_servers
         self._timeout = timeout
         self._receive_buffer = receive_buffer
         self._agent_options: dict[str, Any] = {
@@ -194,10 +198,9 @@ class Connection:
             if self.on_code is not None:
                 self.on_code(str(code))
         self.mark("joined")
-        try:
-            self._ice_servers = self._ice_servers + parse_ice_servers(link.ice_servers)
-        except BadUrl as exc:
-            logger.warning("ignoring the signaling server's ICE servers: %s", exc)
+        self._take_server_ice_servers()
+        if link.ice_servers_ttl is not None:
+            self._spawn(self._keep_ice_servers_fresh(link), "fresh-ice-servers")
         self.stack = Stack(receive_buffer=self._receive_buffer)
         self.stack.on_channel = self._on_remote_channel
         self.stack.on_closed = self._on_stack_closed
@@ -213,6 +216,27 @@ class Connection:
             self.session.begin(Role.ANSWERER, link.peers[0])
         else:
             self.say(f"joined room {self.room}, waiting for the peer")
+
+    def _take_server_ice_servers(self) -> None:
+        try:
+            self._ice_servers = self._given_ice_servers + parse_ice_servers(self.link.ice_servers)
+        except BadUrl as exc:
+            logger.warning("ignoring the signaling server's ICE servers: %s", exc)
+
+    async def _keep_ice_servers_fresh(self, link: SignalingLink) -> None:
+        """Ask for fresh TURN credentials at half their lifetime, while the connection lasts.
+
+        The signaling server's TURN credentials expire (``--turn-ttl``, an hour
+        by default). An allocation made with them lives on past that (coturn
+        accepts its refreshes), but a new one is refused (401): an ICE restart
+        late in a connection (the TURN server restarted, the network changed)
+        would find no relay. Agents made after this take the fresh ones.
+        """
+        link.on_ice_servers = self._take_server_ice_servers
+        while link.alive and link.ice_servers_ttl is not None and not self.closing:
+            await asyncio.sleep(max(link.ice_servers_ttl / 2, MIN_ICE_SERVERS_REFRESH))
+            if link.alive and not self.closing:
+                await link.request_ice_servers()
 
     def _make_agent(self) -> Agent:
         agent = Agent(ice_servers=self._ice_servers, consent_interval=self._path_config.consent_interval,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from signaling.client import ServerRefused, SignalingClient, SignalingUnavailable
-from signaling.protocol import Error, PeerJoined, PeerLeft, Relayed
+from signaling.protocol import Error, IceServers, PeerJoined, PeerLeft, Relayed
 
 from .errors import SignalingFailed
 
@@ -44,6 +44,8 @@ class SignalingLink:
         self.peer_id: str | None = None
         self.remote_peer_id: str | None = None
         self.ice_servers: list[dict[str, Any]] = []
+        #: Seconds the credentials in ``ice_servers`` stay valid, if the server says they expire.
+        self.ice_servers_ttl: float | None = None
         #: The other peers in the room when we joined (the first one is ours).
         self.peers: list[str] = []
         # Set by the owner.
@@ -51,6 +53,8 @@ class SignalingLink:
         self.on_signal: Callable[[Any], None] = _ignore
         self.on_peer_left: Callable[[], None] = _ignore
         self.on_lost: Callable[[str], None] = _ignore
+        #: Fresh ``ice_servers`` arrived (the answer to :meth:`request_ice_servers`).
+        self.on_ice_servers: Callable[[], None] = _ignore
 
     async def join(self) -> None:
         """Join the room; raise :class:`SignalingFailed` if the server is unreachable or refuses."""
@@ -65,6 +69,7 @@ class SignalingLink:
         self.alive = True
         self.peer_id = self._client.peer_id
         self.ice_servers = self._client.ice_servers
+        self.ice_servers_ttl = self._client.ice_servers_ttl
         self.peers = list(self._client.peers)
 
     def send(self, data: dict[str, Any]) -> None:
@@ -90,6 +95,14 @@ class SignalingLink:
             finally:
                 self._outbox.task_done()
 
+    async def request_ice_servers(self) -> None:
+        """Ask the server for fresh ``ice_servers``; ``on_ice_servers`` is called when they come."""
+        assert self._client is not None
+        try:
+            await self._client.request_ice_servers()
+        except SignalingUnavailable as exc:
+            logger.info("could not ask for fresh ICE servers: %s", exc)
+
     async def reader(self) -> None:
         """Run until the server goes away: hand each event to its callback."""
         assert self._client is not None
@@ -102,6 +115,9 @@ class SignalingLink:
                     self.on_signal(event.data)
                 elif isinstance(event, PeerLeft) and event.peer_id == self.remote_peer_id:
                     self.on_peer_left()
+                elif isinstance(event, IceServers):
+                    self.ice_servers, self.ice_servers_ttl = list(event.ice_servers), event.ice_servers_ttl
+                    self.on_ice_servers()
                 elif isinstance(event, Error):
                     logger.warning("signaling server: %s (%s)", event.message, event.code)
         except SignalingUnavailable as exc:

@@ -5,7 +5,7 @@
     async with join("ws://127.0.0.1:8765", "room") as client:
         print(client.peer_id, client.peers, client.ice_servers)
         await client.signal(other_id, {"any": "json"})
-        async for event in client:      # PeerJoined | PeerLeft | Relayed | Error
+        async for event in client:      # PeerJoined | PeerLeft | Relayed | IceServers | Error
             ...
 
 A lost TCP SYN costs the kernel's initial retransmission timeout, 1 s
@@ -43,6 +43,8 @@ from .protocol import (
     JOIN_PARAMETER,
     SUBPROTOCOL,
     Error,
+    IceServers,
+    IceServersRequest,
     Join,
     Joined,
     Leave,
@@ -67,7 +69,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Event = PeerJoined | PeerLeft | Relayed | Error
+Event = PeerJoined | PeerLeft | Relayed | IceServers | Error
 T = TypeVar("T")
 
 #: Seconds before another TCP connection attempt starts (RFC 8305 section 5).
@@ -177,6 +179,8 @@ class SignalingClient:
         self.peer_id = joined.peer_id
         self.peers: list[str] = list(joined.peers)
         self.ice_servers: list[dict[str, Any]] = list(joined.ice_servers)
+        #: Seconds ``ice_servers``' credentials stay valid, if they expire (then see :meth:`request_ice_servers`).
+        self.ice_servers_ttl: float | None = joined.ice_servers_ttl
 
     @classmethod
     async def connect(
@@ -234,6 +238,13 @@ class SignalingClient:
         except ConnectionClosed as exc:
             raise SignalingUnavailable(f"signaling connection lost: {exc}") from None
 
+    async def request_ice_servers(self) -> None:
+        """Ask for fresh ``ice_servers`` (new TURN credentials): an :class:`IceServers` event brings them."""
+        try:
+            await self._ws.send(IceServersRequest().to_json())
+        except ConnectionClosed as exc:
+            raise SignalingUnavailable(f"signaling connection lost: {exc}") from None
+
     async def recv(self) -> Event:
         """The next event; raises :class:`SignalingUnavailable` once the connection is closed."""
         while True:
@@ -250,6 +261,8 @@ class SignalingClient:
                 self.peers.append(message.peer_id)
             elif isinstance(message, PeerLeft) and message.peer_id in self.peers:
                 self.peers.remove(message.peer_id)
+            elif isinstance(message, IceServers):
+                self.ice_servers, self.ice_servers_ttl = list(message.ice_servers), message.ice_servers_ttl
             if isinstance(message, Joined):
                 continue
             return message

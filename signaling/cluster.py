@@ -81,6 +81,7 @@ class ClusterRooms:
         *,
         room_size: int = 2,
         ice_servers: Callable[[str], list[dict[str, Any]]] = lambda peer_id: [],
+        ice_servers_ttl: float | None = None,
         new_id: Callable[[], str] = new_peer_id,
     ) -> None:
         if room_size < 1:
@@ -88,6 +89,7 @@ class ClusterRooms:
         self.node_id = node_id
         self.room_size = room_size
         self._ice_servers = ice_servers
+        self._ice_servers_ttl = ice_servers_ttl
         self._new_id = new_id
         #: Joined peers of this node, by peer id.
         self.local: dict[str, Session] = {}
@@ -134,6 +136,7 @@ class ClusterRooms:
             peer_id=peer_id,
             peers=tuple(members),
             ice_servers=tuple(self._ice_servers(peer_id)),
+            ice_servers_ttl=self._ice_servers_ttl,
         )
         effects = Effects(local=[(session, joined)])
         for other, node in members.items():

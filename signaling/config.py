@@ -112,6 +112,11 @@ class ServerConfig:
             raise ConfigError(f"--metrics {self.metrics!r}: expected main, off or HOST:PORT")
         return host, int(port)
 
+    @property
+    def ice_servers_ttl(self) -> float | None:
+        """How long the ``ice_servers`` handed out stay valid: the TURN credentials' TTL, if any."""
+        return self.turn_ttl if self.turn_secret and self.turn_urls else None
+
     def ice_servers_for(self, peer_id: str) -> list[dict[str, Any]]:
         """The RTCIceServer list for one joining peer."""
         servers: list[dict[str, Any]] = [{"urls": list(self.ice_servers)}] if self.ice_servers else []

@@ -1,9 +1,10 @@
 """Signaling protocol v1: typed messages and their validation, with no I/O.
 
 Every frame is one JSON object in a websocket text frame (docs/protocol.md).
-Clients send :class:`Join`, :class:`Signal` and :class:`Leave`; the server
-sends :class:`Joined`, :class:`PeerJoined`, :class:`PeerLeft`,
-:class:`Relayed` (``"type": "signal"`` with ``from``) and :class:`Error`.
+Clients send :class:`Join`, :class:`Signal`, :class:`Leave` and
+:class:`IceServersRequest`; the server sends :class:`Joined`,
+:class:`PeerJoined`, :class:`PeerLeft`, :class:`Relayed` (``"type":
+"signal"`` with ``from``), :class:`IceServers` and :class:`Error`.
 
 :func:`parse_client` and :func:`parse_server` turn a frame into a message or
 raise :class:`~signaling.exceptions.ProtocolError` carrying the error code
@@ -31,10 +32,12 @@ __all__ = [
     "Join",
     "Signal",
     "Leave",
+    "IceServersRequest",
     "Joined",
     "PeerJoined",
     "PeerLeft",
     "Relayed",
+    "IceServers",
     "Error",
     "ClientMessage",
     "ServerMessage",
@@ -109,7 +112,15 @@ class Leave:
         return _dump({"type": "leave"})
 
 
-ClientMessage = Join | Signal | Leave
+@dataclass(frozen=True)
+class IceServersRequest:
+    """Fresh ``ice_servers`` (new TURN credentials) for a joined peer: the answer is :class:`IceServers`."""
+
+    def to_json(self) -> str:
+        return _dump({"type": "ice-servers"})
+
+
+ClientMessage = Join | Signal | Leave | IceServersRequest
 
 # -- server to client -------------------------------------------------------
 
@@ -120,6 +131,9 @@ class Joined:
     peer_id: str
     peers: tuple[str, ...] = ()
     ice_servers: tuple[dict[str, Any], ...] = ()
+    #: Seconds the credentials in ``ice_servers`` stay valid, if they expire:
+    #: ask for fresh ones (:class:`IceServersRequest`) before then.
+    ice_servers_ttl: float | None = None
 
     def to_json(self) -> str:
         return _dump(
@@ -129,8 +143,13 @@ class Joined:
                 "peer_id": self.peer_id,
                 "peers": list(self.peers),
                 "ice_servers": list(self.ice_servers),
+                **_ttl(self.ice_servers_ttl),
             }
         )
+
+
+def _ttl(ttl: float | None) -> dict[str, Any]:
+    return {} if ttl is None else {"ice_servers_ttl": ttl}
 
 
 @dataclass(frozen=True)
@@ -161,6 +180,17 @@ class Relayed:
 
 
 @dataclass(frozen=True)
+class IceServers:
+    """The answer to :class:`IceServersRequest`: the ``ice_servers`` of ``joined``, minted again."""
+
+    ice_servers: tuple[dict[str, Any], ...] = ()
+    ice_servers_ttl: float | None = None
+
+    def to_json(self) -> str:
+        return _dump({"type": "ice-servers", "ice_servers": list(self.ice_servers), **_ttl(self.ice_servers_ttl)})
+
+
+@dataclass(frozen=True)
 class Error:
     code: str
     message: str = field(default="")
@@ -169,7 +199,7 @@ class Error:
         return _dump({"type": "error", "code": self.code, "message": self.message})
 
 
-ServerMessage = Joined | PeerJoined | PeerLeft | Relayed | Error
+ServerMessage = Joined | PeerJoined | PeerLeft | Relayed | IceServers | Error
 
 # -- parsing ------------------------------------------------------------------
 
@@ -250,7 +280,19 @@ def parse_client(frame: str | bytes) -> ClientMessage:
         return Signal(to, obj["data"])
     if kind == "leave":
         return Leave()
+    if kind == "ice-servers":
+        return IceServersRequest()
     raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {kind[:40]!r}")
+
+
+def _ice_servers(obj: dict[str, Any]) -> tuple[tuple[dict[str, Any], ...], float | None]:
+    servers = obj.get("ice_servers", [])
+    ttl = obj.get("ice_servers_ttl")
+    if not isinstance(servers, list):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"malformed {obj['type']!r} frame: 'ice_servers' is not a list")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < 1e9):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"malformed {obj['type']!r} frame: bad 'ice_servers_ttl'")
+    return tuple(s for s in servers if isinstance(s, dict)), None if ttl is None else float(ttl)
 
 
 def parse_server(frame: str | bytes) -> ServerMessage:
@@ -259,15 +301,19 @@ def parse_server(frame: str | bytes) -> ServerMessage:
     kind = _type_of(obj)
     if kind == "joined":
         peers = _field(obj, "peers", list)
-        servers = obj.get("ice_servers", [])
-        if not all(isinstance(p, str) for p in peers) or not isinstance(servers, list):
+        if not all(isinstance(p, str) for p in peers):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "malformed 'joined' frame")
+        servers, ttl = _ice_servers(obj)
         return Joined(
             room=_field(obj, "room", str),
             peer_id=_field(obj, "peer_id", str),
             peers=tuple(peers),
-            ice_servers=tuple(s for s in servers if isinstance(s, dict)),
+            ice_servers=servers,
+            ice_servers_ttl=ttl,
         )
+    if kind == "ice-servers":
+        servers, ttl = _ice_servers(obj)
+        return IceServers(servers, ttl)
     if kind == "peer-joined":
         return PeerJoined(_field(obj, "peer_id", str))
     if kind == "peer-left":

@@ -95,7 +95,8 @@ class RedisRooms:
         self.node_ttl: float = config.redis_node_ttl
         self.node_id = node_id or secrets.token_hex(8)
         self.state = ClusterRooms(
-            self.node_id, room_size=config.room_size, ice_servers=config.ice_servers_for
+            self.node_id, room_size=config.room_size, ice_servers=config.ice_servers_for,
+            ice_servers_ttl=config.ice_servers_ttl,
         )
         self._deliver = deliver
         self._on_reaped = on_reaped

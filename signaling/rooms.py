@@ -60,12 +60,14 @@ class Hub:
         *,
         room_size: int = 2,
         ice_servers: Callable[[str], list[dict[str, Any]]] = lambda peer_id: [],
+        ice_servers_ttl: float | None = None,
         new_id: Callable[[], str] = new_peer_id,
     ) -> None:
         if room_size < 1:
             raise ValueError("room_size must be at least 1")
         self.room_size = room_size
         self._ice_servers = ice_servers
+        self._ice_servers_ttl = ice_servers_ttl
         self._new_id = new_id
         self._rooms: dict[str, dict[str, Session]] = {}
         self.relayed = 0
@@ -119,6 +121,7 @@ class Hub:
             peer_id=peer_id,
             peers=tuple(o.peer_id for o in others if o.peer_id),
             ice_servers=tuple(self._ice_servers(peer_id)),
+            ice_servers_ttl=self._ice_servers_ttl,
         )
         arrival = PeerJoined(peer_id)
         return [(session, joined)] + [(other, arrival) for other in others]

@@ -39,6 +39,8 @@ from .protocol import (
     ClientMessage,
     Error,
     ErrorCode,
+    IceServers,
+    IceServersRequest,
     ServerMessage,
     parse_client,
 )
@@ -146,7 +148,8 @@ class SignalingServer:
 
             self.rooms = RedisRooms(self.config, self.deliver, on_reaped=self._reaped)
         else:
-            self.hub = Hub(room_size=self.config.room_size, ice_servers=self.config.ice_servers_for)
+            self.hub = Hub(room_size=self.config.room_size, ice_servers=self.config.ice_servers_for,
+                           ice_servers_ttl=self.config.ice_servers_ttl)
             self.rooms = LocalRooms(self.hub, self.deliver)
         self._metrics_listener: MetricsListener | None = None
         self._server: Server | None = None
@@ -324,6 +327,14 @@ class SignalingServer:
             message = parse_client(frame)
         except ProtocolError as exc:
             self.deliver(session, Error(exc.code, exc.message))
+            return
+        if isinstance(message, IceServersRequest):
+            # Answered here: fresh credentials need no room, nor Redis.
+            if session.peer_id is None:
+                self.deliver(session, Error(ErrorCode.NOT_JOINED.value, "join a room first"))
+            else:
+                servers = tuple(self.config.ice_servers_for(session.peer_id))
+                self.deliver(session, IceServers(servers, self.config.ice_servers_ttl))
             return
         await self.rooms.receive(session, message)
 

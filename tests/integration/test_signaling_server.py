@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from signaling.client import ServerRefused, SignalingClient, SignalingUnavailable, join
-from signaling.protocol import PeerJoined, PeerLeft, Relayed
+from signaling.protocol import IceServers, PeerJoined, PeerLeft, Relayed
 from signaling.server import ServerConfig, SignalingServer
 
 
@@ -210,6 +210,32 @@ async def test_ice_servers_are_handed_out(signaling_server):
         expiry, _, name = turn_entry["username"].partition(":")
         assert name == client.peer_id and int(expiry) > 0
         assert turn_entry["credential"] != "s"
+
+
+async def test_fresh_ice_servers_on_request(signaling_server):
+    config = ServerConfig(port=0, turn_secret="s", turn_urls=["turn:198.51.100.1:3478?transport=udp"], turn_ttl=600)
+    async with SignalingServer(config) as server, join(server.url, "r") as client:
+        assert client.ice_servers_ttl == 600
+        first = client.ice_servers
+        await asyncio.sleep(1.1)  # the expiry is in whole seconds
+        await client.request_ice_servers()
+        event = await asyncio.wait_for(client.recv(), 5)
+        assert isinstance(event, IceServers) and event.ice_servers_ttl == 600
+        assert client.ice_servers == list(event.ice_servers) != first
+        expiry, _, name = client.ice_servers[0]["username"].partition(":")
+        assert name == client.peer_id and int(expiry) > int(first[0]["username"].partition(":")[0])
+    # Without credentials that expire, no TTL is given (and a client has nothing to refresh).
+    async with join(signaling_server.url, "r2") as client:
+        assert client.ice_servers_ttl is None
+
+
+async def test_fresh_ice_servers_only_for_a_joined_peer(signaling_server):
+    async with connect(signaling_server.url) as ws:
+        await ws.send('{"type":"ice-servers"}')
+        answer = await recv_json(ws)
+        assert answer["type"] == "error" and answer["code"] == "not-joined"
+        await ws.send('{"type":"join","room":"r"}')  # the session goes on
+        assert (await recv_json(ws))["type"] == "joined"
 
 
 # -- joining in the handshake: one round trip fewer ----------------------------------------

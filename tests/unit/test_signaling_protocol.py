@@ -6,6 +6,8 @@ from signaling.exceptions import ProtocolError
 from signaling.protocol import (
     MAX_DEPTH,
     Error,
+    IceServers,
+    IceServersRequest,
     Join,
     Joined,
     Leave,
@@ -27,6 +29,7 @@ from signaling.protocol import (
         ('{"type":"signal","to":"p1","data":null}', Signal("p1", None)),
         ('{"type":"leave"}', Leave()),
         ('{"type":"leave","future":"field"}', Leave()),
+        ('{"type":"ice-servers"}', IceServersRequest()),
     ],
 )
 def test_parse_client_valid(frame, expected):
@@ -79,6 +82,9 @@ def test_room_names():
     "message",
     [
         Joined("r", "id1", ("id0",), ({"urls": ["stun:h:1"]},)),
+        Joined("r", "id1", (), ({"urls": ["turn:h:1"], "username": "1:id1", "credential": "c"},), 3600.0),
+        IceServers(({"urls": ["turn:h:1"], "username": "2:id1", "credential": "d"},), 600.0),
+        IceServers(),
         PeerJoined("id2"),
         PeerLeft("id2"),
         Relayed("id0", {"type": "offer", "sdp": "v=0"}),
@@ -89,8 +95,31 @@ def test_server_messages_round_trip(message):
     assert parse_server(message.to_json()) == message
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"ice-servers","ice_servers":{}}',
+        '{"type":"ice-servers","ice_servers":[],"ice_servers_ttl":"3600"}',
+        '{"type":"ice-servers","ice_servers":[],"ice_servers_ttl":true}',
+        '{"type":"ice-servers","ice_servers":[],"ice_servers_ttl":0}',
+        '{"type":"ice-servers","ice_servers":[],"ice_servers_ttl":-5}',
+        '{"type":"ice-servers","ice_servers":[],"ice_servers_ttl":1e300}',
+        '{"type":"joined","room":"r","peer_id":"p","peers":[],"ice_servers":[],"ice_servers_ttl":[1]}',
+        '{"type":"joined","room":"r","peer_id":"p","peers":[],"ice_servers":"stun:x"}',
+    ],
+)
+def test_malformed_ice_servers_from_a_server_are_refused(frame):
+    # A hostile or broken server must not make the client sleep for ever or for no time.
+    with pytest.raises(ProtocolError) as info:
+        parse_server(frame)
+    assert info.value.code == "bad-message"
+
+
 def test_serialized_forms_match_the_docs():
     assert json.loads(Relayed("a", 1).to_json()) == {"type": "signal", "from": "a", "data": 1}
     assert json.loads(Signal("b", 2).to_json()) == {"type": "signal", "to": "b", "data": 2}
     assert json.loads(Joined("r", "p").to_json()) == {
         "type": "joined", "room": "r", "peer_id": "p", "peers": [], "ice_servers": []}
+    assert json.loads(Joined("r", "p", ice_servers_ttl=60).to_json())["ice_servers_ttl"] == 60
+    assert json.loads(IceServersRequest().to_json()) == {"type": "ice-servers"}
+    assert json.loads(IceServers((), 60).to_json()) == {"type": "ice-servers", "ice_servers": [], "ice_servers_ttl": 60}
