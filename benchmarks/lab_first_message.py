@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import math
+import shlex
 import statistics
 import sys
 import time
@@ -43,10 +44,15 @@ from icepeer.lab.runner import cell_topology, default_peer_command, peer_namespa
 HERE = Path(__file__).resolve().parent
 
 
+#: ``--before CMD``: the method ``before`` runs this icepeer (another checkout) with ``connect``.
+BEFORE: list[str] = []
+
+
 def command(method: str) -> tuple[list[str], Mode]:
     icepeer = default_peer_command()
     return {
         "icepeer": ([*icepeer, "connect"], Mode.ICE),
+        "before": ([*BEFORE, "connect"], Mode.ICE),
         "icepeer-standard": ([*icepeer, "connect", "--standard-handshake"], Mode.ICE),
         "aiortc": ([sys.executable, str(HERE / "aiortc_peer.py"), "connect"], Mode.ICE),
         "punch": ([*icepeer, "punch"], Mode.PUNCH),
@@ -125,7 +131,11 @@ async def main() -> None:
     parser.add_argument("--delay", type=float, default=None, help="override the profiles' one-way delay (ms)")
     parser.add_argument("--timeout", type=float, default=20)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--before", metavar="CMD", help="method 'before': this icepeer command (an older "
+                        "checkout, e.g. 'python -c ...' or OLD/.venv/bin/icepeer), beside 'icepeer', for a before/after")
     args = parser.parse_args()
+    if args.before:
+        BEFORE[:] = shlex.split(args.before)
     a, b = (NatKind(k) for k in args.cell.split(":"))
     methods = args.methods.split(",")
     results: dict[str, Any] = {}

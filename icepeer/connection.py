@@ -80,8 +80,10 @@ class Connection:
         signaling_ssl: ssl.SSLContext | None,
         receive_buffer: int,
         accelerate: bool = True,
+        joined: rendezvous.Joined | None = None,
     ) -> None:
         self.room = room if room is not None else "(code)"
+        self._early = joined
         self.accelerate = accelerate
         self.code = code
         self._wait_for_peer = wait_for_peer
@@ -154,7 +156,7 @@ class Connection:
         self.marks.setdefault(name, time.monotonic())
 
     async def start(self) -> None:
-        self.t0 = time.monotonic()
+        self.t0 = self._early.started if self._early is not None else time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 await self._join()
@@ -189,9 +191,14 @@ class Connection:
         return f" (gathered {gathered}{hints})"
 
     async def _join(self) -> None:
-        room = None if self.code is not None else self.room
-        self.link, code = await rendezvous.join(self._signal_url, room, self.code, timeout=self._timeout,
-                                                ssl_context=self._signaling_ssl, wait=self._wait_for_peer)
+        early = self._early
+        if early is not None:
+            self.link, code = early.link, early.code
+            self.marks["joined"] = early.finished
+        else:
+            room = None if self.code is not None else self.room
+            self.link, code = await rendezvous.join(self._signal_url, room, self.code, timeout=self._timeout,
+                                                    ssl_context=self._signaling_ssl, wait=self._wait_for_peer)
         link = self.link
         if code is not None:
             self.code, self.room = code, code.room

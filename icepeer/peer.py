@@ -30,6 +30,7 @@ from .code import Code, parse_code
 from .connection import Connection
 from .errors import ConfigError, ConnectFailed, PeerLost
 from .events import Closed, PathChanged, PathLost, PeerEvent
+from .rendezvous import Joined
 from .report import ConnectionReport
 from .sctp.association import DEFAULT_RECEIVE_BUFFER
 from .sctp.datachannels import ChannelParameters, preagreed_stream
@@ -88,7 +89,10 @@ class connect:
     - ``accelerate``: offer SNAP (the SCTP handshake in the SDP) and SPED
       (DTLS inside the ICE checks), used when the peer has them too: fewer
       round trips to the first message (docs/peer.md). ``False``: the
-      standard sequence only.
+      standard sequence only;
+    - ``joined``: the same room or code, joined beforehand with
+      :func:`icepeer.rendezvous.join_early` (the icepeer CLI joins while the
+      rest of icepeer loads: docs/peer.md, "Start-up").
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class connect:
         signaling_ssl: ssl.SSLContext | None = None,
         receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
         accelerate: bool = True,
+        joined: Joined | None = None,
     ) -> None:
         if (room is None) == (code is None):
             raise ConfigError("give a code or a room (not both)")
@@ -118,11 +123,16 @@ class connect:
             raise ConfigError("peer_timeout must be positive")
         if receive_buffer < 256 * 1024:
             raise ConfigError("receive_buffer must be at least 256 KiB (four 64 KiB messages)")
+        if joined is not None and (
+            joined.link.room != room if parsed is None
+            else joined.code is None or joined.code.password != parsed.password
+        ):
+            raise ConfigError("joined: another room or code than the one given")
         self._peer = Peer(
             signal_url, room, code=parsed, wait_for_peer=wait_for_peer, ice_servers=_as_urls(ice_servers), relay_only=relay_only, timeout=timeout,
             peer_timeout=peer_timeout, host_addresses=host_addresses, gather_timeout=gather_timeout,
             tls_context=tls_context, signaling_ssl=signaling_ssl, receive_buffer=receive_buffer,
-            accelerate=accelerate,
+            accelerate=accelerate, joined=joined,
         )
 
     @property

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
+from dataclasses import dataclass
 
 from .code import Code, nameplate_candidates, room_of
 from .errors import ConnectFailed, SignalingFailed
 from .signaling_link import SignalingLink
 
-__all__ = ["join"]
+__all__ = ["join", "Joined", "join_early"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +63,21 @@ async def join(url: str, room: str | None, code: Code | None, *, timeout: float 
         logger.debug("nameplate %d is taken: trying another", nameplate)
         await link.leave()
     raise SignalingFailed("no free nameplate on the signaling server (it is very busy): try again")
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A room joined before :func:`icepeer.connect` was called, and when (``time.monotonic()``)."""
+
+    link: SignalingLink
+    code: Code | None
+    started: float
+    finished: float
+
+
+async def join_early(url: str, room: str | None, code: Code | None, *, timeout: float | None,
+                     ssl_context: ssl.SSLContext | None = None) -> Joined:
+    """:func:`join`, for ``icepeer.connect(..., joined=...)``: the CLI joins while the rest loads."""
+    started = time.monotonic()
+    link, code = await join(url, room, code, timeout=timeout, ssl_context=ssl_context)
+    return Joined(link, code, started, time.monotonic())

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from icecommon.options import add_option
 
-from ..channel import Channel
+from .. import rendezvous
 from ..code import new_code, parse_code
 from ..errors import ConfigError, IcepeerError
-from ..peer import PathChanged, Peer, connect
+from ..events import PathChanged
+from ..warmup import Warmup
 from .common import DEFAULT_SIGNAL_URL, Output, add_code_options, add_connect_options, chat
 from .errors import command_output
+
+if TYPE_CHECKING:
+    from ..channel import Channel
+    from ..peer import Peer
+
+#: What a connection needs beyond the join (ICE, DTLS, SCTP): imported while the CLI joins its room.
+HEAVY_MODULES = ("icepeer.peer",)
 
 CHANNEL_LABEL = "chat"
 
@@ -68,24 +76,36 @@ async def open_peer(args: argparse.Namespace, out: Output) -> tuple[Peer, float]
     text = getattr(args, "code_arg", None) or getattr(args, "code", None)
     if args.room is not None and text:
         raise ConfigError("give a code or --room, not both")
+    timeout = args.timeout if args.timeout and args.timeout > 0 else None
     options = {
         "ice_servers": args.ice_server,
         "relay_only": args.relay_only,
-        "timeout": args.timeout if args.timeout and args.timeout > 0 else None,
+        "timeout": timeout,
         "host_addresses": args.host_address or None,
         "accelerate": not args.standard_handshake,
     }
+    code = None if args.room is not None else parse_code(text) if text else new_code()
     if args.room is not None:
         out.progress("note: with --room, the signaling server is trusted: whoever runs it could read "
                      "everything (a code authenticates the peers end to end)")
-        attempt = connect(args.signal, args.room, **options)
-    else:
-        code = parse_code(text) if text else new_code()
-        attempt = connect(args.signal, code=code, **options)
-        if code.nameplate is None:
-            attempt.peer.on_code = lambda made: _announce(args, out, made)
-    attempt.peer.on_progress = out.progress
     started = time.monotonic()
+    # The join needs none of ICE, DTLS and SCTP: it runs while they load (icepeer.warmup).
+    warmup = Warmup(HEAVY_MODULES)
+    joined = await rendezvous.join_early(args.signal, args.room, code, timeout=timeout)
+    try:
+        if code is not None and code.nameplate is None and joined.code is not None:
+            _announce(args, out, str(joined.code))
+        await warmup.wait()
+        from ..peer import connect
+
+        if args.room is not None:
+            attempt = connect(args.signal, args.room, joined=joined, **options)
+        else:
+            attempt = connect(args.signal, code=code, joined=joined, **options)
+        attempt.peer.on_progress = out.progress
+    except BaseException:
+        await joined.link.leave()
+        raise
     peer = await attempt
     watcher = asyncio.ensure_future(_report_paths(peer, out))
     _watchers.add(watcher)
