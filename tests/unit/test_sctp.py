@@ -233,10 +233,8 @@ def test_a_lost_retransmission_is_detected_and_sent_again_without_waiting_for_t3
     assert w.now < 0.3
 
 
-def test_a_lost_probe_answer_is_saved_by_a_second_probe_not_by_t3():
-    # The window's SACK is lost, then the SACK that answers the probe too (on
-    # a path with 10 % loss, one episode in a hundred): one probe per episode
-    # left the sender to T3, 400 ms at least on a path of 20 ms.
+def _four_packets_whose_first_sacks_are_lost(count: int):
+    """Four packets in flight, the first ``count`` SACKs from b dropped; (sender, drop times, world)."""
     w = World()
     w.connect()
     sa, _ = open_channel(w)
@@ -244,7 +242,7 @@ def test_a_lost_probe_answer_is_saved_by_a_second_probe_not_by_t3():
     lost: list[float] = []
 
     def drop(who: str, packet: bytes) -> bool:
-        if who == "b" and c.SACK in kinds(packet) and len(lost) < 2:
+        if who == "b" and c.SACK in kinds(packet) and len(lost) < count:
             lost.append(w.now)
             return True
         return False
@@ -255,7 +253,15 @@ def test_a_lost_probe_answer_is_saved_by_a_second_probe_not_by_t3():
         w.a.channels.send(sa, bytes([i]) * 1100, w.now)
     w.pump()
     w.run(lambda: len(w.b.messages) == 4 and not sender.inflight, limit=w.now + 2)
-    assert len(lost) == 2 and not sender.inflight
+    assert len(lost) == count and not sender.inflight
+    return sender, lost, w
+
+
+def test_a_lost_probe_answer_is_saved_by_a_second_probe_not_by_t3():
+    # The window's SACK is lost, then the SACK that answers the probe too (on
+    # a path with 10 % loss, one episode in a hundred): one probe per episode
+    # left the sender to T3, 400 ms at least on a path of 20 ms.
+    sender, lost, w = _four_packets_whose_first_sacks_are_lost(2)
     assert sender.probes == 2 and sender.t3_expiries == 0
     assert w.now - lost[0] < 0.3
 
@@ -264,25 +270,7 @@ def test_a_lost_sack_is_saved_by_a_tail_loss_probe_not_by_t3():
     # A window-limited sender whose window's lone SACK is lost would wait for
     # T3. Two RTTs later it sends its newest chunk again instead; the receiver
     # answers the duplicate with a SACK at once.
-    w = World()
-    w.connect()
-    sa, _ = open_channel(w)
-    w.run(limit=w.now + 1)
-    lost: list[float] = []
-
-    def drop(who: str, packet: bytes) -> bool:
-        if who == "b" and c.SACK in kinds(packet) and not lost:
-            lost.append(w.now)
-            return True
-        return False
-
-    sender = w.a.channels.association.sender
-    w.drop = drop
-    for i in range(4):
-        w.a.channels.send(sa, bytes([i]) * 1100, w.now)
-    w.pump()
-    w.run(lambda: len(w.b.messages) == 4 and not sender.inflight, limit=w.now + 2)
-    assert lost and not sender.inflight
+    sender, lost, w = _four_packets_whose_first_sacks_are_lost(1)
     assert sender.probes == 1 and sender.t3_expiries == 0
     assert w.now - lost[0] < 0.2  # two RTTs of 20 ms, not T3's 400 ms
 
