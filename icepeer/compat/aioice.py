@@ -226,7 +226,11 @@ class IceConnection(aioice.Connection):
 
         Paced like the first checks (one start per Ta); ends as soon as a
         direct pair is selected, or when no direct pair is left to check and
-        no more candidates can come; then the checks still running stop.
+        no more candidates can come; then the checks still running stop. The
+        controlled side whose own check of a direct pair succeeded waits for
+        the controlling side to nominate it (until the window ends): ending
+        there let the path policy free that pair's socket, and the
+        nomination came to a closed port.
         """
         deadline = asyncio.get_running_loop().time() + window
         pending = (CandidatePair.State.WAITING, CandidatePair.State.FROZEN)
@@ -240,7 +244,9 @@ class IceConnection(aioice.Connection):
                 if waiting:
                     self.check_start_task(waiting[0])
                 elif not self._remote_candidates_expected() and not any(
-                    p.state is CandidatePair.State.IN_PROGRESS for p in direct
+                    p.state is CandidatePair.State.IN_PROGRESS
+                    or (p.state is CandidatePair.State.SUCCEEDED and not self.ice_controlling)
+                    for p in direct
                 ):
                     break
                 await asyncio.sleep(CHECK_PACING)

@@ -98,6 +98,49 @@ async def test_a_relayed_pair_that_won_is_replaced_by_a_direct_one(signaling_ser
             await asyncio.gather(first.close(), second.close())
 
 
+#: A STUN USE-CANDIDATE attribute (type 0x0025, length 0): only the controlling side's checks carry it.
+USE_CANDIDATE = ["-m", "string", "--algo", "bm", "--hex-string", "|00250000|"]
+
+
+async def test_the_controlled_side_waits_for_the_nomination_of_a_direct_pair_it_checked(signaling_server, coturn):
+    # The controlled side's own check of the direct pair succeeds first (the
+    # controlling side's checks, which carry USE-CANDIDATE, are dropped for a
+    # while). Its search used to end right there: the path policy freed that
+    # pair's socket, and the nomination that followed came to a closed port,
+    # one side moved and the other did not (seen in CI under load).
+    servers = [coturn.turn_url("udp", credentials=True)]
+    name = room()
+    with direct_blocked() as blocked:
+        first, second = await asyncio.gather(
+            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[A], timeout=10),
+            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[B], timeout=10),
+        )
+        try:
+            controlling, controlled = (first, second) if agent_of(first).ice_controlling else (second, first)
+            sources = (A, B) if controlling is first else (B, A)
+            nominations = ["-s", sources[0], "-d", sources[1], "-p", "udp", *USE_CANDIDATE, "-j", "DROP"]
+            subprocess.run(["iptables", "-I", "INPUT", *nominations], check=True)
+            blocked.callback(subprocess.run, ["iptables", "-D", "INPUT", *nominations], check=False)
+            moves = asyncio.gather(next_path_change(first), next_path_change(second))
+            for rule in RULES:  # the direct path works, but for the nominations
+                subprocess.run(["iptables", "-D", "INPUT", *rule], check=True)
+            agent = agent_of(controlled)
+            async with asyncio.timeout(4):
+                while not any(p.state.name == "SUCCEEDED" and "relay" not in (p.local_candidate.type,
+                              p.remote_candidate.type) for p in agent._check_list):
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # long enough for the old search to end and the policy to free
+            subprocess.run(["iptables", "-D", "INPUT", *nominations], check=True)
+            events = await asyncio.wait_for(moves, 8)
+            assert [e.reason for e in events] == ["direct", "direct"]
+            reliable = await channels(first, second, "r")
+            await reliable[0].send("over the direct path")
+            assert await asyncio.wait_for(reliable[1].recv(), 5) == "over the direct path"
+            assert "relay" not in path_types(first) and "relay" not in path_types(second)
+        finally:
+            await asyncio.gather(first.close(), second.close())
+
+
 async def _send_numbers(reliable: icepeer.Channel, unordered: icepeer.Channel, count: int, *,
                         pause: float) -> None:
     for n in range(count):
