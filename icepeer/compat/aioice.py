@@ -52,6 +52,7 @@ PRIVATE_NAMES: tuple[Private, ...] = (
     Private(_Connection, "_check_list_maybe_complete", "method", ("self",), why="hooked"),
     Private(_Connection, "_check_list_maybe_fail", "method", ("self",), why="hooked"),
     Private(_Connection, "_remote_candidates_expected", "method", ("self",), why="hooked"),
+    Private(_Connection, "_prune_components", "method", ("self",), why="hooked: never prune every component"),
     Private(turn.TurnTransport, "__inner_protocol", why="the TURN client behind a relay candidate"),
     Private(turn.TurnTransport, "_connect", "method", ("self", "protocol"), why="attach_turn"),
 )
@@ -260,14 +261,30 @@ class IceConnection(aioice.Connection):
     # -- aioice's private hooks, overridden ------------------------------------
 
     def _remote_candidates_expected(self) -> bool:
-        # The check list must not fail while our own candidates are still coming.
-        return super()._remote_candidates_expected() or self.gathering_in_progress()
+        # The check list must not fail while our own candidates are still coming,
+        # nor while a peer that gave no candidate at all may still send checks to
+        # ours (its candidates are then peer-reflexive, RFC 8445 section
+        # 7.3.1.3): the connection's timeout ends that wait. With no candidate of
+        # our own, no check can come: fail at once (a TURN server refused us).
+        return (super()._remote_candidates_expected() or self.gathering_in_progress()
+                or (not self._remote_candidates and bool(self.local_candidates)))
 
     def _check_list_maybe_complete(self) -> bool:
         complete = super()._check_list_maybe_complete()
         if self._check_list_done:
             self.on_checks_settled()
         return complete
+
+    def _prune_components(self) -> None:
+        # At end-of-candidates aioice drops every component the peer gave no
+        # candidate for. A peer with no candidate at all (Chromium with only a
+        # loopback interface gathers none) is still reachable: its checks make
+        # peer-reflexive candidates (RFC 8445 section 7.3.1.3). When its
+        # end-of-candidates came before its first check (the offer and the
+        # empty candidate read in one burst), no component was left, and the
+        # check list could never complete though a pair succeeded.
+        if self._remote_candidates:
+            super()._prune_components()
 
     def _check_list_maybe_fail(self) -> None:
         super()._check_list_maybe_fail()

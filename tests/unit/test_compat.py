@@ -7,6 +7,7 @@ of icepeer may reach into its private names either.
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import re
 from pathlib import Path
@@ -147,3 +148,23 @@ def test_the_scan_finds_an_offence():
     assert klass.name == "Agent"
     found = [n for n in ast.walk(klass) if isinstance(n, ast.Attribute) and n.attr in _library_private_names()]
     assert [ast.unparse(n) for n in found] == ["self._check_list"]
+
+
+async def test_a_peer_that_gave_no_candidate_is_still_expected_to_check():
+    # Chromium with only a loopback interface gathers no candidate: its offer and an
+    # empty end-of-candidates come together, and its checks (peer-reflexive
+    # candidates) a round trip later. Stock aioice prunes the component and fails
+    # the empty check list at once; the browser tests failed one run in two.
+    from aioice import Candidate, Connection
+
+    from icepeer.compat.aioice import IceConnection
+
+    stock = Connection(ice_controlling=False)
+    await stock.add_remote_candidate(None)
+    assert not stock._remote_candidates_expected() and stock._components == set()
+    ours = IceConnection(ice_controlling=False)
+    await ours.add_remote_candidate(None)
+    assert not ours._remote_candidates_expected()  # no candidate of ours: no check can come
+    ours._local_candidates.append(Candidate("1", 1, "udp", 2130706431, "127.0.0.1", 9, "host"))
+    assert ours._remote_candidates_expected() and ours._components == {1}
+    await asyncio.gather(stock.close(), ours.close())
