@@ -43,16 +43,12 @@ from .serial import tsn_add, tsn_diff
 
 __all__ = ["Sender", "OutChunk", "OutMessage"]
 
-#: The shortest wait before a tail loss probe (RFC 8985 asks for 2 SRTT; a LAN's SRTT is
-#: tiny). Linux's TCP waits 10 ms at least; here a probe costs one packet, and on
-#: the lab's lan at 5 % loss (SRTT 0.3 ms, a window of 4 packets) each lost SACK
-#: stalled the path for the whole floor: 10 ms gave 52 Mbit/s on uvloop, 2 ms 114.
+#: The shortest wait before a tail loss probe (RFC 8985: 2 SRTT; Linux: 10 ms at least).
+#: A probe costs one packet; on the lab's lan at 5 % loss (SRTT 0.3 ms) a 10 ms floor
+#: stalled the path at each lost SACK: 52 Mbit/s on uvloop, 114 with 2 ms.
 PROBE_MIN = 0.002
-#: Tail loss probes per episode (until something new is acknowledged), each
-#: waiting twice as long as the one before. RFC 8985 sends one, then waits for
-#: the RTO; but a probe or its SACK is lost as often as the SACK it replaces
-#: (5 % loss per site: 1 in 10), and then T3's 400 ms at least stalled a path
-#: of 1 ms RTT: 15 T3 expiries in 8 s on the lab's lan at 5 % loss.
+#: Probes per episode, each waiting twice as long (RFC 8985 sends one, then waits for
+#: the RTO; a lost probe or answer then cost T3's 400 ms: 15 in 8 s, lan at 5 % loss).
 MAX_PROBES = 3
 #: The longest a receiver may delay its SACK (RFC 9260 section 6.2).
 DELAYED_SACK_MAX = 0.2
