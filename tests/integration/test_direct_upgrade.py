@@ -59,14 +59,20 @@ async def next_path_change(peer: icepeer.Peer) -> icepeer.PathChanged:
     raise AssertionError("closed without a path change")
 
 
-async def test_a_relayed_pair_that_won_is_replaced_by_a_direct_one(signaling_server, coturn):
+async def connect_blocked(signaling_server, coturn) -> tuple[icepeer.Peer, icepeer.Peer]:
+    """A on 127.87.0.2 and B on 127.87.0.3, with TURN; call inside ``direct_blocked()``: the relay wins."""
     servers = [coturn.turn_url("udp", credentials=True)]
     name = room()
+    a, b = await asyncio.gather(
+        icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[A], timeout=10),
+        icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[B], timeout=10),
+    )
+    return a, b
+
+
+async def test_a_relayed_pair_that_won_is_replaced_by_a_direct_one(signaling_server, coturn):
     with direct_blocked() as blocked:
-        first, second = await asyncio.gather(
-            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[A], timeout=10),
-            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[B], timeout=10),
-        )
+        first, second = await connect_blocked(signaling_server, coturn)
         try:
             assert "relay" in path_types(first) and "relay" in path_types(second)
             reliable = await channels(first, second, "r")
@@ -108,13 +114,8 @@ async def test_the_controlled_side_waits_for_the_nomination_of_a_direct_pair_it_
     # while). Its search used to end right there: the path policy freed that
     # pair's socket, and the nomination that followed came to a closed port,
     # one side moved and the other did not (seen in CI under load).
-    servers = [coturn.turn_url("udp", credentials=True)]
-    name = room()
     with direct_blocked() as blocked:
-        first, second = await asyncio.gather(
-            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[A], timeout=10),
-            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[B], timeout=10),
-        )
+        first, second = await connect_blocked(signaling_server, coturn)
         try:
             controlling, controlled = (first, second) if agent_of(first).ice_controlling else (second, first)
             sources = (A, B) if controlling is first else (B, A)
@@ -152,14 +153,8 @@ async def _send_numbers(reliable: icepeer.Channel, unordered: icepeer.Channel, c
 async def test_without_a_direct_path_the_relay_stays_and_is_kept(signaling_server, coturn):
     # The search ends with nothing better: the relay is the path; its allocation
     # is kept, everything else freed, and the connection keeps working.
-    servers = [coturn.turn_url("udp", credentials=True)]
-    name = room()
     with direct_blocked():
-        first, second = await asyncio.gather(
-            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[A], timeout=10,
-                            ),
-            icepeer.connect(signaling_server.url, name, ice_servers=servers, host_addresses=[B], timeout=10),
-        )
+        first, second = await connect_blocked(signaling_server, coturn)
         try:
             reliable = await channels(first, second, "r")
             agent = agent_of(first)

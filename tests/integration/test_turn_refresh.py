@@ -10,6 +10,8 @@ with fresh credentials, asked from the signaling server, or find no relay.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
 
 import pytest
@@ -51,3 +53,28 @@ async def test_an_ice_restart_after_the_turn_credentials_expired_allocates_with_
                 assert await asyncio.wait_for(cb.recv(), 5) == "after the restart"
                 await cb.send("and back")
                 assert await asyncio.wait_for(ca.recv(), 5) == "and back"
+
+
+async def test_a_hostile_server_cannot_make_the_peer_ask_without_end():
+    # A signaling server that says its credentials last a millisecond, and answers
+    # every request the same way: the peer asks at most once a second.
+    from websockets.asyncio.server import serve
+
+    requests: list[float] = []
+
+    async def handler(ws) -> None:
+        async for frame in ws:
+            kind = json.loads(frame).get("type")
+            if kind == "join":
+                await ws.send(json.dumps({"type": "joined", "room": "r", "peer_id": "p", "peers": [],
+                                          "ice_servers": [], "ice_servers_ttl": 0.001}))
+            elif kind == "ice-servers":
+                requests.append(asyncio.get_running_loop().time())
+                await ws.send(json.dumps({"type": "ice-servers", "ice_servers": [], "ice_servers_ttl": 0.001}))
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=["icepeer.v1"]) as server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(icepeer.ConnectFailed, match="no peer joined"):
+            await icepeer.connect(f"ws://127.0.0.1:{port}", "r", host_addresses=["127.0.0.1"], timeout=3.5)
+    assert 2 <= len(requests) <= 4, requests  # asked, and no more than once a second
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(requests))
