@@ -322,16 +322,18 @@ class Connection:
         agent = self.monitor.agent
         assert agent is not None and session.negotiation is not None
         sped = session.negotiation.sped
+        # False Start (RFC 7918) when accelerated; not with a code (its confirmation needs the whole handshake).
+        false_start = (sped or session.negotiation.snap is not None) and self._pake is None
         try:
             if sped:
                 # SPED: the DTLS handshake starts now, inside the ICE checks.
                 agent.enable_sped(dtls_server=session.dtls_role == "server")
-                stack.begin_dtls(agent, dtls_role=session.dtls_role, remote=remote)
+                stack.begin_dtls(agent, dtls_role=session.dtls_role, remote=remote, false_start=false_start)
             await self._connect_ice()
             self.mark("ice_connected")
             self.say(f"ICE connected: {_describe(self.selected_path())}")
             if not sped:
-                stack.begin_dtls(agent, dtls_role=session.dtls_role, remote=remote)
+                stack.begin_dtls(agent, dtls_role=session.dtls_role, remote=remote, false_start=false_start)
             await stack.wait_dtls()
             self.mark("dtls_connected")
             self.monitor.dtls_connected()

@@ -15,6 +15,10 @@ OpenSSL waits a second before resending a lost handshake flight, and its
 timer cannot be set from Python: the last flight is kept here and resent
 after 250 ms, doubling up to 1 s (section 4.2.4 allows any such timer).
 The keying material exporter (RFC 5705) is available once connected.
+
+A client made with ``false_start`` may send as soon as its Finished is out
+(RFC 7918, :mod:`icepeer.dtls_record`): :attr:`DtlsEndpoint.can_send`
+turns true half a round trip before the handshake ends for it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
+from .dtls_record import FALSE_START_SUITES, RecordWriter
+
 __all__ = ["Certificate", "DtlsEndpoint", "DtlsState", "MTU", "fingerprint_of"]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +54,10 @@ MAX_BUFFERED_RECORDS = 101
 _RECORD = struct.Struct("!BHHLH")  # type, version, epoch, sequence (48 bits: 16 + 32), length
 _HANDSHAKE_TYPES = (20, 21, 22)  # change_cipher_spec, alert, handshake
 _APPLICATION_DATA = 23
+_ALERT = 21
+_CLOSE_NOTIFY = b"\x01\x00"  # warning, close_notify
+#: OpenSSL's state once a client's last flight is written (SSL_state_string_long).
+_WROTE_FINISHED = b"SSLv3/TLS write finished"
 #: The first record of a client's resent last flight: its Certificate (handshake) or ChangeCipherSpec.
 _RESENT_FLIGHT_TYPES = (20, 22)
 
@@ -76,7 +86,8 @@ class Certificate:
 
     def context(self) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)
-        ctx.set_options(SSL.OP_NO_TICKET)
+        # No renegotiation: keys change only with a new session (and False Start's stay valid).
+        ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_RENEGOTIATION)
         # Any certificate is accepted during the handshake; the fingerprint
         # check afterwards is what authenticates the peer (RFC 8122).
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)
@@ -98,8 +109,12 @@ class DtlsState(enum.Enum):
 class DtlsEndpoint:
     """One DTLS session: ``server`` per a=setup (RFC 8842 section 5)."""
 
-    def __init__(self, certificate: Certificate, *, server: bool, remote_fingerprints: list[tuple[str, str]]) -> None:
+    def __init__(self, certificate: Certificate, *, server: bool, remote_fingerprints: list[tuple[str, str]],
+                 false_start: bool = False) -> None:
         self.server = server
+        self.false_start = false_start and not server
+        #: Seals our application data once we have sent it before the handshake ended (False Start).
+        self._writer: RecordWriter | None = None
         self.remote_fingerprints = [(a.lower(), v.upper()) for a, v in remote_fingerprints]
         self._ssl = SSL.Connection(certificate.context(), None)
         if server:
@@ -133,6 +148,8 @@ class DtlsEndpoint:
             self._ssl.do_handshake()
         except SSL.WantReadError:
             self._collect(now)
+            if self.false_start and self._writer is None and self._ssl.get_state_string() == _WROTE_FINISHED:
+                self._start_false()
             return
         except SSL.Error as exc:
             self._collect(now)
@@ -145,24 +162,38 @@ class DtlsEndpoint:
         # replay without answering: we answer it with this (RFC 6347 4.2.4).
         self._last_flight = self._flight if self.server else []
         self._flight = []
-        self._verify()
+        if self._verify():
+            self.state = DtlsState.CONNECTED
 
-    def _verify(self) -> None:
+    def _start_false(self) -> None:
+        """Our Finished is out: send from now on if RFC 7918 section 3 allows it (else wait as usual)."""
+        ssl = self._ssl
+        cipher = ssl.get_cipher_name()
+        if ssl.get_protocol_version_name() != "DTLSv1.2" or cipher not in FALSE_START_SUITES:
+            return
+        secrets = ssl.master_key(), ssl.client_random(), ssl.server_random()
+        if not all(secrets) or not self._verify():  # the certificate is the announced one before anything is sent
+            return
+        master, client_random, server_random = (bytes(s or b"") for s in secrets)
+        self._writer = RecordWriter(cipher, master, client_random, server_random, client=True)
+        logger.debug("DTLS False Start (%s)", cipher)
+
+    def _verify(self) -> bool:
         certificate = self._ssl.get_peer_certificate(as_cryptography=True)
         if certificate is None:
             self._fail("the peer sent no DTLS certificate")
-            return
+            return False
         checkable = [(a, v) for a, v in self.remote_fingerprints if a in HASHES]
         if not checkable:
             offered = ", ".join(sorted({a for a, _ in self.remote_fingerprints})) or "none"
             self._fail(f"the peer's a=fingerprint uses {offered}; only {', '.join(HASHES)} can be checked")
-            return
+            return False
         if any(fingerprint_of(certificate, a) != v for a, v in checkable):
             self.tampering = True
             self._fail("the peer's DTLS certificate does not match the fingerprint in its SDP: "
                        "someone may be tampering with the signaling path")
-            return
-        self.state = DtlsState.CONNECTED
+            return False
+        return True
 
     def _fail(self, reason: str) -> None:
         self.state = DtlsState.FAILED
@@ -173,6 +204,15 @@ class DtlsEndpoint:
     @property
     def connected(self) -> bool:
         return self.state is DtlsState.CONNECTED
+
+    @property
+    def can_send(self) -> bool:
+        """Connected, or a False Start client whose handshake is still ending."""
+        return self.state is DtlsState.CONNECTED or (self._writer is not None and self.state is DtlsState.HANDSHAKING)
+
+    @property
+    def false_started(self) -> bool:
+        return self._writer is not None
 
     # -- datagrams in ----------------------------------------------------------------------
 
@@ -229,8 +269,11 @@ class DtlsEndpoint:
 
     def send(self, data: bytes) -> None:
         """Encrypt one message (one record; the caller keeps it under the MTU)."""
-        if self.state is not DtlsState.CONNECTED:
+        if not self.can_send:
             raise ConnectionError(f"DTLS is {self.state.value}")
+        if self._writer is not None:
+            self._out.append(self._writer.seal(data))
+            return
         self._ssl.send(data)
         self._out.append(self._ssl.bio_read(65536))
 
@@ -270,7 +313,9 @@ class DtlsEndpoint:
 
     def close(self) -> None:
         """Send close_notify (RFC 6347 section 4.1, RFC 5246 section 7.2.1)."""
-        if self.state is DtlsState.CONNECTED:
+        if self._writer is not None and self.can_send:
+            self._out.append(self._writer.seal(_CLOSE_NOTIFY, _ALERT))
+        elif self.state is DtlsState.CONNECTED:
             with contextlib.suppress(SSL.Error):
                 self._ssl.shutdown()
             self._collect(0.0)

@@ -65,6 +65,7 @@ class Stack:
         self._sctp_up: asyncio.Future[None] = self._loop.create_future()
         self._waiting_writable: set[Channel] = set()
         self._early_records: list[bytes] = []
+        self._told_connected = False
         self._closed = False
         # Set by the owner.
         self.on_channel: Callable[[Channel], None] = _ignore
@@ -85,10 +86,15 @@ class Stack:
         self.begin_dtls(agent, dtls_role=dtls_role, remote=remote)
         await self.wait_dtls()
 
-    def begin_dtls(self, agent: Agent, *, dtls_role: str, remote: sdp.Description) -> None:
-        """Start the DTLS handshake over ``agent``: on its selected pair, or (SPED) in its checks."""
+    def begin_dtls(self, agent: Agent, *, dtls_role: str, remote: sdp.Description, false_start: bool = False) -> None:
+        """Start the DTLS handshake over ``agent``: on its selected pair, or (SPED) in its checks.
+
+        With ``false_start``, a DTLS client may send once its Finished is out (RFC 7918):
+        :meth:`wait_dtls` returns then, half a round trip before the handshake ends.
+        """
         self.dtls = DtlsEndpoint(self.certificate, server=dtls_role == "server",
-                                 remote_fingerprints=[(f.algorithm, f.value) for f in remote.fingerprints])
+                                 remote_fingerprints=[(f.algorithm, f.value) for f in remote.fingerprints],
+                                 false_start=false_start)
         self.switch(agent)
         self.dtls.start(self._loop.time())
         self._send_dtls()
@@ -98,7 +104,7 @@ class Stack:
         """Until the handshake :meth:`begin_dtls` started is over; :class:`DtlsFailed` with its cause."""
         assert self.dtls is not None
         await asyncio.shield(self._dtls_done)
-        if self.dtls.state is not DtlsState.CONNECTED:
+        if not self.dtls.can_send:
             failure = self.dtls.failure or f"DTLS is {self.dtls.state.value}"
             raise (FingerprintMismatch if self.dtls.tampering else DtlsFailed)(failure)
 
@@ -145,9 +151,9 @@ class Stack:
         if dtls is None:
             return
         now = self._loop.time()
-        was = dtls.state
+        was, could_send = dtls.state, dtls.can_send
         records = dtls.receive(data, now)
-        if dtls.state is not was:
+        if dtls.state is not was or dtls.can_send is not could_send:
             self._dtls_changed()
         if was is not DtlsState.CONNECTED:
             # A handshake flight goes out now: SPED embeds it in the answer to the
@@ -168,10 +174,12 @@ class Stack:
     def _dtls_changed(self) -> None:
         dtls = self.dtls
         assert dtls is not None
-        if dtls.state in (DtlsState.CONNECTED, DtlsState.FAILED, DtlsState.CLOSED) and not self._dtls_done.done():
+        if (dtls.can_send or dtls.state in (DtlsState.FAILED, DtlsState.CLOSED)) and not self._dtls_done.done():
             self._dtls_done.set_result(None)
-            if dtls.state is DtlsState.CONNECTED and self._agent is not None:
-                self._agent.dtls_connected()
+        if dtls.state is DtlsState.CONNECTED and not self._told_connected and self._agent is not None:
+            # Not at a False Start: SPED keeps offering our last flight until the handshake ends.
+            self._told_connected = True
+            self._agent.dtls_connected()
         if dtls.state is DtlsState.CLOSED and dtls.closed_by_peer:
             self._end("peer closed the connection", graceful=True)
         elif dtls.state is DtlsState.FAILED and self._sctp_up.done():
@@ -195,7 +203,7 @@ class Stack:
             return
         now = self._loop.time()
         sctp, dtls = self.sctp, self.dtls
-        if sctp is not None and dtls is not None and dtls.state is DtlsState.CONNECTED:
+        if sctp is not None and dtls is not None and dtls.can_send:
             association = sctp.association
             association.flush(now, burst_end=True)
             for packet in association.packets():
@@ -335,7 +343,7 @@ class Stack:
         if self._closed:
             return
         self._closed = True
-        if self.sctp is not None and self.dtls is not None and self.dtls.state is DtlsState.CONNECTED:
+        if self.sctp is not None and self.dtls is not None and self.dtls.can_send:
             self.sctp.association.abort("closed")
             for packet in self.sctp.association.packets():
                 self.dtls.send(packet)

@@ -40,6 +40,8 @@ async def test_two_icepeer_peers_skip_the_sctp_handshake_and_carry_dtls_in_the_c
         # Which side embeds what depends on who checks first; the ClientHello always rides.
         assert sum(s.embedded for s in speds) > 0 and sum(s.received_count for s in speds) > 0
         assert handshakes == []  # no INIT went out: SNAP
+        # The DTLS client (the answerer) sent with its Finished: False Start (RFC 7918).
+        assert [p._conn.stack.dtls.false_started for p in (a, b)] == [False, True]
         ca, cb = await channels(a, b, "x")
         assert ca.id == preagreed_stream("x")
         await ca.send("hello")
@@ -56,6 +58,7 @@ async def test_a_peer_without_them_gets_the_standard_sequence(signaling_server, 
             n = negotiation(peer)
             assert n.snap is None and not n.sped and not n.preagreed
             assert peer._conn.monitor.agent.sped is None
+            assert not peer._conn.stack.dtls.false_started
         ca, cb = await channels(a, b, "x")
         await ca.send("hello")
         assert await asyncio.wait_for(cb.recv(), 5) == "hello"

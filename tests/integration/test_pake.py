@@ -47,6 +47,8 @@ async def test_the_same_code_connects_and_both_see_the_same_verifier(signaling_s
         assert a.room == b.room == "code-" + a.code.split("-")[0]  # all the server saw
         assert a.verifier == b.verifier is not None
         assert "authenticated" in a.report().timings_ms
+        # No False Start with a code: the key confirmation is bound to the whole handshake.
+        assert not any(p._conn.stack.dtls.false_started for p in (a, b))
         ca, cb = await channels(a, b, "chat")
         await ca.send("end to end")
         assert await cb.recv() == "end to end"

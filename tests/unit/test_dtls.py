@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from OpenSSL import SSL
 
 from icepeer.dtls import Certificate, DtlsEndpoint, DtlsState
+from icepeer.dtls_record import prf
 
 pytestmark = pytest.mark.unit
 
@@ -70,3 +72,109 @@ def test_a_lost_last_server_flight_is_sent_again_when_the_client_resends_its_own
     deliver(server, client)
     assert client.state is DtlsState.CONNECTED
     assert server.flights_resent == 1
+
+
+# -- False Start (RFC 7918): the client sends with its Finished -----------------------------------
+
+
+class CbcOnly(Certificate):
+    """A server that accepts only a CBC suite."""
+
+    def context(self) -> SSL.Context:
+        ctx = super().context()
+        ctx.set_cipher_list(b"ECDHE-ECDSA-AES128-SHA")
+        return ctx
+
+
+def false_start_pair(*, server_certificate: Certificate | None = None,
+                     announced: Certificate | None = None) -> tuple[DtlsEndpoint, DtlsEndpoint]:
+    ca, cb = Certificate(), server_certificate or Certificate()
+    fingerprint = (announced or cb).fingerprint()
+    client = DtlsEndpoint(ca, server=False, remote_fingerprints=[("sha-256", fingerprint)], false_start=True)
+    server = DtlsEndpoint(cb, server=True, remote_fingerprints=[("sha-256", ca.fingerprint())])
+    client.start(0.0)
+    server.start(0.0)
+    return client, server
+
+
+def records(datagrams: list[bytes]) -> list[int]:
+    types: list[int] = []
+    for d in datagrams:
+        pos = 0
+        while pos + 13 <= len(d):
+            types.append(d[pos])
+            pos += 13 + int.from_bytes(d[pos + 11:pos + 13], "big")
+    return types
+
+
+def test_a_false_start_client_sends_before_the_servers_last_flight_and_the_server_reads_it():
+    client, server = false_start_pair()
+    deliver(client, server)
+    deliver(server, client)
+    # The client's Finished is out: it may send, half a round trip before OpenSSL would let it.
+    assert client.state is DtlsState.HANDSHAKING and client.can_send and client.false_started
+    flight = client.datagrams()
+    client.send(b"first")
+    client.send(b"second")
+    early = client.datagrams()
+    assert records(early) == [23, 23]
+    got = [m for d in flight + early for m in server.receive(d, 0.0)]
+    assert server.state is DtlsState.CONNECTED and got == [b"first", b"second"]
+    # The server's last flight ends the client's handshake; both ways work after it, the
+    # client still sealing its records itself (its sequence numbers are its own now).
+    deliver(server, client)
+    assert client.state is DtlsState.CONNECTED
+    client.send(b"third")
+    server.send(b"back")
+    assert deliver(client, server) == [b"third"] and deliver(server, client) == [b"back"]
+    client.close()
+    deliver(client, server)
+    assert server.state is DtlsState.CLOSED and server.closed_by_peer
+
+
+def test_false_start_data_that_overtakes_the_clients_flight_waits_for_it():
+    client, server = false_start_pair()
+    deliver(client, server)
+    deliver(server, client)
+    flight = client.datagrams()
+    client.send(b"overtaking")
+    early = client.datagrams()
+    assert [m for d in early for m in server.receive(d, 0.0)] == []
+    got = [m for d in flight for m in server.receive(d, 0.0)]
+    assert server.state is DtlsState.CONNECTED and got == [b"overtaking"]
+
+
+def test_no_false_start_toward_a_certificate_other_than_the_announced_one():
+    # A man in the middle answers with its own certificate: the client must not
+    # send a byte under keys it shares with that attacker.
+    client, server = false_start_pair(announced=Certificate())
+    deliver(client, server)
+    deliver(server, client)
+    assert client.state is DtlsState.FAILED and client.tampering and not client.can_send
+    assert 23 not in records(client.datagrams())
+    with pytest.raises(ConnectionError):
+        client.send(b"secret")
+
+
+def test_no_false_start_without_an_aead_suite():
+    # RFC 7918 section 3: only forward-secret AEAD suites; with CBC the client waits as usual.
+    client, server = false_start_pair(server_certificate=CbcOnly())
+    deliver(client, server)
+    deliver(server, client)
+    assert client.state is DtlsState.HANDSHAKING and not client.can_send
+    deliver(client, server)
+    deliver(server, client)
+    assert client.state is DtlsState.CONNECTED and client.can_send and not client.false_started
+    client.send(b"late")
+    assert deliver(client, server) == [b"late"]
+
+
+def test_the_prf_is_the_one_openssl_uses():
+    # RFC 5705's exporter is the PRF of the master secret over client random + server random.
+    client, server = pair()
+    for _ in range(2):
+        deliver(client, server)
+        deliver(server, client)
+    ssl = client._ssl
+    seed = ssl.client_random() + ssl.server_random()
+    assert prf(ssl.master_key(), b"EXTRACTOR-test", seed, 77) == client.export_keying_material(b"EXTRACTOR-test", 77)
