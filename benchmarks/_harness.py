@@ -32,7 +32,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+#: A child of the method ``before+uvloop`` imports the icepeer of another checkout (``--before DIR``).
+sys.path.insert(0, os.environ.get("ICEPEER_BENCH_ROOT") or str(ROOT))
+#: ``--before DIR``, once given: that checkout, for a before/after in one run.
+BEFORE: list[str] = []
 
 # Imported up front, so that no method pays for imports inside the measured time.
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription  # noqa: E402
@@ -98,10 +101,11 @@ async def run_pair(script: str, method: str, room: str, env: Env, extra: list[st
     instant on stdin: both start together, and no import is measured.
     """
     args = [sys.executable, script, "--child", method, "--room", room, "--signal", env.signal_url, *extra]
+    root = BEFORE[0] if method.startswith("before") and BEFORE else str(ROOT)
     procs = [
         await asyncio.create_subprocess_exec(*args, "--index", str(index), stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                             env={**os.environ, "PYTHONPATH": root, "ICEPEER_BENCH_ROOT": root})
         for index in range(2)
     ]
     for proc in procs:
@@ -133,6 +137,8 @@ def child_parser(description: str, *, runs: int, methods: str) -> argparse.Argum
     parser.add_argument("--runs", type=int, default=runs, help="repetitions per cell")
     parser.add_argument("--methods", default=methods, help="comma-separated: " + ",".join(OPENERS))
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--before", metavar="DIR", help="method before+uvloop: the icepeer of this checkout "
+                        "(e.g. a git worktree of an older commit), for a before/after in one run")
     parser.add_argument("--child", metavar="METHOD", help=argparse.SUPPRESS)
     parser.add_argument("--room", help=argparse.SUPPRESS)
     parser.add_argument("--signal", help=argparse.SUPPRESS)
@@ -324,6 +330,8 @@ OPENERS: dict[str, Callable[[argparse.Namespace], Awaitable[Link]]] = {
     # The same on uvloop, as the icepeer CLI and signaling server run (Linux).
     "icepeer+uvloop": open_icepeer,
     "icepeer+code": open_icepeer_code,
+    # icepeer+uvloop from the checkout of --before.
+    "before+uvloop": open_icepeer,
     "aiortc": open_aiortc,
     "punch": open_punch,
     "udp": open_udp,

@@ -21,7 +21,7 @@ import json
 import sys
 import time
 
-from _harness import OPENERS, child_parser, entry, median, run_pair, servers, wait_start
+from _harness import BEFORE, OPENERS, child_parser, entry, median, run_pair, servers, wait_start
 
 DONE = b"done"
 
@@ -77,6 +77,8 @@ async def main() -> int:
     if args.child:
         await child(args)
         return 0
+    if args.before:
+        BEFORE.append(args.before)
     methods = args.methods.split(",")
     rooms = itertools.count()
     results: dict[str, dict[str, dict]] = {}

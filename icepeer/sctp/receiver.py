@@ -169,15 +169,19 @@ class Receiver:
             # More partial data than any message may hold (and a little for
             # fragments of several unordered messages): a hostile peer.
             raise MessageTooLarge(f"more than {self.max_message} bytes of one unfinished message")
-        start = tsn
-        while not fragments[start][0] & FLAG_BEGIN:
-            start = tsn_add(start, -1)
-            if start not in fragments:
-                return
+        # A message is whole once its fragments from B to E are here. Without
+        # its E, or the next fragment, this one cannot have completed one: in
+        # order, only the E fragment walks back (once per message, not once
+        # per fragment).
         end = tsn
         while not fragments[end][0] & FLAG_END:
-            end = tsn_add(end, 1)
+            end = (end + 1) & 0xFFFFFFFF
             if end not in fragments:
+                return
+        start = tsn
+        while not fragments[start][0] & FLAG_BEGIN:
+            start = (start - 1) & 0xFFFFFFFF
+            if start not in fragments:
                 return
         parts = []
         t = start
@@ -188,7 +192,7 @@ class Receiver:
             instream.fragment_bytes -= len(part[5])
             if t == end:
                 break
-            t = tsn_add(t, 1)
+            t = (t + 1) & 0xFFFFFFFF
         message = b"".join(parts)
         if len(message) > self.max_message:
             raise MessageTooLarge(f"a message of {len(message)} bytes, more than {self.max_message}")

@@ -178,3 +178,90 @@ def test_the_prf_is_the_one_openssl_uses():
     ssl = client._ssl
     seed = ssl.client_random() + ssl.server_random()
     assert prf(ssl.master_key(), b"EXTRACTOR-test", seed, 77) == client.export_keying_material(b"EXTRACTOR-test", 77)
+
+
+# -- records sealed and opened in Python once connected (icepeer.dtls_record) ---------------------
+
+
+def connected_pair() -> tuple[DtlsEndpoint, DtlsEndpoint]:
+    client, server = pair()
+    for _ in range(2):
+        deliver(client, server)
+        deliver(server, client)
+    assert client.connected and server.connected
+    return client, server
+
+
+def sent(endpoint: DtlsEndpoint, *messages: bytes) -> list[bytes]:
+    for message in messages:
+        endpoint.send(message)
+    return endpoint.datagrams()
+
+
+def test_records_out_of_order_arrive_and_replays_and_forgeries_do_not():
+    client, server = connected_pair()
+    d1, d2, d3 = sent(client, b"one", b"two", b"three")
+    assert server.receive(d2, 0.0) == [b"two"]
+    assert server.receive(d1, 0.0) == [b"one"]  # late, inside the window
+    assert server.receive(d2, 0.0) == []  # a replay
+    forged = bytearray(d3)
+    forged[-1] ^= 1
+    assert server.receive(bytes(forged), 0.0) == []  # fails its tag: dropped, nothing else happens
+    assert server.receive(d3, 0.0) == [b"three"] and server.connected
+    assert server._reader is not None and server._reader.dropped == 2
+    # Short, cut, or a replay with bytes after it (not for OpenSSL either: it would open it again).
+    for garbage in (b"\x17", b"\x17\xfe\xfd\x00\x01", d3[:20], d3 + b"\x17\xfe"):
+        assert server.receive(garbage, 0.0) == [] and server.connected
+    assert server._reader.dropped == 3
+
+
+def test_a_record_older_than_the_replay_window_is_dropped():
+    client, server = connected_pair()
+    datagrams = sent(client, *[str(i).encode() for i in range(70)])
+    assert [m for d in datagrams[1:] for m in server.receive(d, 0.0)] == [str(i).encode() for i in range(1, 70)]
+    assert server.receive(datagrams[0], 0.0) == []  # 69 behind the newest: outside 64
+
+
+def test_a_datagram_with_other_records_goes_to_openssl_which_reads_ours_too():
+    # A handshake record (the peer's resent Finished) with application data
+    # behind it in one datagram: OpenSSL reads the whole datagram.
+    client, server = connected_pair()
+    data = sent(server, b"with it")[0]
+    record = b"\x16\xfe\xfd" + bytes(10)  # an empty handshake record of epoch 0: OpenSSL drops it
+    assert client.receive(record + data, 0.0) == [b"with it"]
+    assert client.connected
+
+
+def test_both_directions_and_the_goodbye_without_openssl_writing():
+    client, server = connected_pair()
+    assert deliver(client, server) == [] and deliver(server, client) == []
+    for _ in range(3):
+        client.send(b"ping")
+        assert deliver(client, server) == [b"ping"]
+        server.send(b"pong")
+        assert deliver(server, client) == [b"pong"]
+    server.close()
+    deliver(server, client)
+    assert client.state is DtlsState.CLOSED and client.closed_by_peer
+
+
+class ChachaOnly(Certificate):
+    def context(self) -> SSL.Context:
+        ctx = super().context()
+        ctx.set_cipher_list(b"ECDHE-ECDSA-CHACHA20-POLY1305")
+        return ctx
+
+
+def test_a_chacha20_session_stays_with_openssl():
+    # Its nonce is the sequence number (RFC 7905): never sealed beside OpenSSL.
+    ca, cb = Certificate(), ChachaOnly()
+    client = DtlsEndpoint(ca, server=False, remote_fingerprints=[("sha-256", cb.fingerprint())], false_start=True)
+    server = DtlsEndpoint(cb, server=True, remote_fingerprints=[("sha-256", ca.fingerprint())])
+    client.start(0.0)
+    server.start(0.0)
+    for _ in range(2):
+        deliver(client, server)
+        deliver(server, client)
+    assert client.connected and client._writer is None and client._reader is None
+    client.send(b"via openssl")
+    assert deliver(client, server) == [b"via openssl"]

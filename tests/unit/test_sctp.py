@@ -6,6 +6,7 @@ a 10 ms one-way delay, and loss chosen at random or packet by packet.
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from icepeer.sctp import chunks as c
 from icepeer.sctp.association import MAX_PACKET
 from icepeer.sctp.datachannels import ChannelParameters, DcepMalformed, encode_open, parse_open
-from icepeer.sctp.receiver import OVERHEAD, SACK_EVERY
+from icepeer.sctp.receiver import OVERHEAD, SACK_EVERY, Receiver
 
 from .sctp_world import World
 
@@ -554,3 +555,26 @@ def test_slow_start_goes_on_while_the_round_trip_holds():
         cc.acked(1200, flight_before=cc.cwnd, cumulative=tsn, advanced=True, fast=False,
                  highest_outstanding=tsn + 10)
     assert cc.hystart_exits == 0 and cc.ssthresh == 1 << 30
+
+
+@pytest.mark.parametrize("unordered", [False, True])
+def test_fragments_in_any_order_make_each_message_once_across_the_tsn_wrap(unordered):
+    # Reassembly looks for a message's ends only when the fragment could have
+    # completed it; every arrival order must still give each message once, in
+    # order, and leave nothing held (the TSNs wrap through 2^32 on the way).
+    flag = c.FLAG_UNORDERED if unordered else 0
+    first = 0xFFFFFFFE
+    for order in itertools.permutations(range(4)):
+        got: list[bytes] = []
+        r = Receiver(first, limit=1 << 20, max_message=1 << 20, deliver=lambda s, p, d, got=got: got.append(d))
+        # Message 0 in TSNs first..first+2 (B, middle, E), message 1 in one unfragmented chunk.
+        chunks = [(c.FLAG_BEGIN | flag, first, 0, 0, 51, b"ab"), (flag, (first + 1) & 0xFFFFFFFF, 0, 0, 51, b"cd"),
+                  (c.FLAG_END | flag, (first + 2) & 0xFFFFFFFF, 0, 0, 51, b"ef"),
+                  (c.FLAG_BEGIN | c.FLAG_END | flag, (first + 3) & 0xFFFFFFFF, 0, 1, 51, b"gh")]
+        for i in order:
+            r.data(chunks[i], 0.0, 0)
+        if unordered:
+            assert sorted(got) == [b"abcdef", b"gh"], order
+        else:
+            assert got == [b"abcdef", b"gh"], order
+        assert r.held == 0 and not r.streams[0].fragments, order
