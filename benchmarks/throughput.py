@@ -10,7 +10,10 @@ the median. ``icepeer`` runs on asyncio's own loop, ``icepeer+uvloop`` on
 uvloop (as the icepeer CLI does on Linux), ``aiortc`` is stock aiortc (a
 reliable ordered ``RTCDataChannel``), ``udp`` raw UDP datagrams,
 unacknowledged: the ceiling (its loss is reported). The machine is shared
-and noisy: compare the ratios, not the absolute figures.
+and noisy: compare the ratios, not the absolute figures. ``--before DIR``
+adds the method ``before+uvloop``: icepeer+uvloop importing the icepeer of
+another checkout (``git worktree add DIR OLD``), for a before/after in the
+same run.
 """
 
 from __future__ import annotations
