@@ -32,14 +32,13 @@ import datetime
 import enum
 import logging
 import os
-import struct
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
-from .dtls_record import SUITES, RecordReader, RecordWriter, session_keys
+from .dtls_record import APPLICATION_DATA, SUITES, RecordReader, RecordWriter, session_keys
 
 __all__ = ["Certificate", "DtlsEndpoint", "DtlsState", "MTU", "fingerprint_of"]
 
@@ -54,9 +53,7 @@ SRTP_PROFILES = b"SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
 FLIGHT_RTO_INITIAL, FLIGHT_RTO_MAX = 0.25, 1.0
 #: Records of the next epoch OpenSSL keeps while the handshake ends (its pqueue holds 100 at most).
 MAX_BUFFERED_RECORDS = 101
-_RECORD = struct.Struct("!BHHLH")  # type, version, epoch, sequence (48 bits: 16 + 32), length
 _HANDSHAKE_TYPES = (20, 21, 22)  # change_cipher_spec, alert, handshake
-_APPLICATION_DATA = 23
 _ALERT = 21
 _CLOSE_NOTIFY = b"\x01\x00"  # warning, close_notify
 #: OpenSSL's state once a client's last flight is written (SSL_state_string_long).
@@ -230,7 +227,6 @@ class DtlsEndpoint:
         """Connected, or a False Start client whose handshake is still ending."""
         return self.state is DtlsState.CONNECTED or (self.false_started and self.state is DtlsState.HANDSHAKING)
 
-
     # -- datagrams in ----------------------------------------------------------------------
 
     def receive(self, datagram: bytes, now: float) -> list[bytes]:
@@ -281,7 +277,7 @@ class DtlsEndpoint:
                 # A fatal alert from the peer, or a record OpenSSL refuses.
                 self._fail(f"DTLS failed: {_reason(exc)}")
                 break
-        if datagram[0] != _APPLICATION_DATA:
+        if datagram[0] != APPLICATION_DATA:
             # OpenSSL may answer a handshake record (the peer resent its last flight).
             self._collect(now)
             if was_connected and self._last_flight and datagram[0] in _RESENT_FLIGHT_TYPES:

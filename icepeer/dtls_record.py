@@ -46,7 +46,7 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["RecordReader", "RecordWriter", "SUITES", "prf", "session_keys"]
+__all__ = ["APPLICATION_DATA", "RecordReader", "RecordWriter", "SUITES", "prf", "session_keys"]
 
 #: The AEAD suites whose records are sealed and opened here: name -> (key length, PRF hash), RFC 5289.
 SUITES = {
@@ -86,12 +86,12 @@ def session_keys(cipher: str, master_secret: bytes, client_random: bytes,
 
 
 class RecordWriter:
-    """Seals one side's records of epoch 1 with AES-GCM (RFC 5288), numbering them from ``first_sequence``."""
+    """Seals one side's records of epoch 1 with AES-GCM (RFC 5288), numbered from 1 (the Finished was 0)."""
 
-    def __init__(self, key: bytes, fixed_iv: bytes, *, first_sequence: int = 1) -> None:
+    def __init__(self, key: bytes, fixed_iv: bytes) -> None:
         self._aead = AESGCM(key)
         self._fixed_iv = fixed_iv
-        self.sequence = first_sequence
+        self.sequence = 1
         # A random start, as OpenSSL's own (its nonces and ours never meet in practice: 2^-64 a pair).
         self._nonce = int.from_bytes(os.urandom(_EXPLICIT_NONCE), "big")
 

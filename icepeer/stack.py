@@ -65,7 +65,6 @@ class Stack:
         self._sctp_up: asyncio.Future[None] = self._loop.create_future()
         self._waiting_writable: set[Channel] = set()
         self._early_records: list[bytes] = []
-        self._told_connected = False
         self._closed = False
         # Set by the owner.
         self.on_channel: Callable[[Channel], None] = _ignore
@@ -176,9 +175,9 @@ class Stack:
         assert dtls is not None
         if (dtls.can_send or dtls.state in (DtlsState.FAILED, DtlsState.CLOSED)) and not self._dtls_done.done():
             self._dtls_done.set_result(None)
-        if dtls.state is DtlsState.CONNECTED and not self._told_connected and self._agent is not None:
-            # Not at a False Start: SPED keeps offering our last flight until the handshake ends.
-            self._told_connected = True
+        if dtls.state is DtlsState.CONNECTED and self._agent is not None:
+            # Called on each change, so once CONNECTED; not at a False Start (state
+            # HANDSHAKING): SPED keeps offering our last flight until the handshake ends.
             self._agent.dtls_connected()
         if dtls.state is DtlsState.CLOSED and dtls.closed_by_peer:
             self._end("peer closed the connection", graceful=True)
